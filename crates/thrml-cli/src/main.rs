@@ -1,0 +1,2 @@
+//! The `thrml` command-line tool.
+fn main() {}

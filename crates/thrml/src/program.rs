@@ -1,0 +1,335 @@
+//! Block Gibbs programs: which blocks are free or clamped, and the compiled gather plans.
+//!
+//! [`BlockGibbsSpec`] divides the nodes into free *superblocks* (updated in order; the
+//! blocks of one superblock are updated from the same state) and clamped blocks.
+//! [`BlockSamplingProgram`] is compiled once from interaction groups: for every free block it
+//! records which payload rows each node heads and where each tail state lives in the global
+//! state, so that a sweep does no lookups.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::block::{Block, BlockSpec};
+use crate::error::{Error, Result};
+use crate::interaction::InteractionGroup;
+use crate::pgm::{Node, NodeShapeDtypes};
+use crate::sampler::{AbstractConditionalSampler, BlockInteraction, TailLocations};
+use crate::state::State;
+
+/// Blocks that are sampled at the same algorithmic time (from the same state), each by its
+/// own sampler. A single block is a superblock of one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SuperBlock(pub Vec<Block>);
+
+impl From<Block> for SuperBlock {
+    fn from(b: Block) -> Self {
+        SuperBlock(vec![b])
+    }
+}
+
+impl From<Vec<Block>> for SuperBlock {
+    fn from(v: Vec<Block>) -> Self {
+        SuperBlock(v)
+    }
+}
+
+/// A [`BlockSpec`] over free blocks followed by clamped blocks, with a sampling order.
+///
+/// It dereferences to its [`BlockSpec`]: the global state of a program holds the free blocks
+/// first, then the clamped ones.
+#[derive(Clone, Debug)]
+pub struct BlockGibbsSpec {
+    spec: BlockSpec,
+    /// The free blocks, flattened from the superblocks in order.
+    pub free_blocks: Vec<Block>,
+    /// For each superblock, the indices into `free_blocks` sampled at that step.
+    pub sampling_order: Vec<Vec<usize>>,
+    /// The clamped blocks.
+    pub clamped_blocks: Vec<Block>,
+    /// The superblocks.
+    pub superblocks: Vec<SuperBlock>,
+}
+
+impl BlockGibbsSpec {
+    /// A Gibbs spec from free superblocks (in sampling order) and clamped blocks.
+    ///
+    /// # Errors
+    /// As [`BlockSpec::new`]: empty blocks, unknown kinds, or a node in two blocks.
+    pub fn new<S: Into<SuperBlock>>(
+        free_super_blocks: impl IntoIterator<Item = S>,
+        clamped_blocks: Vec<Block>,
+        node_shape_dtypes: &NodeShapeDtypes,
+    ) -> Result<BlockGibbsSpec> {
+        let superblocks: Vec<SuperBlock> = free_super_blocks.into_iter().map(Into::into).collect();
+        let mut free_blocks = Vec::new();
+        let mut sampling_order = Vec::new();
+        for sb in &superblocks {
+            let start = free_blocks.len();
+            free_blocks.extend(sb.0.iter().cloned());
+            sampling_order.push((start..free_blocks.len()).collect());
+        }
+        let all: Vec<Block> = free_blocks.iter().chain(&clamped_blocks).cloned().collect();
+        let spec = BlockSpec::new(all, node_shape_dtypes)?;
+        Ok(BlockGibbsSpec {
+            spec,
+            free_blocks,
+            sampling_order,
+            clamped_blocks,
+            superblocks,
+        })
+    }
+
+    /// The underlying block spec (free blocks, then clamped blocks).
+    #[must_use]
+    pub fn block_spec(&self) -> &BlockSpec {
+        &self.spec
+    }
+}
+
+impl std::ops::Deref for BlockGibbsSpec {
+    type Target = BlockSpec;
+    fn deref(&self) -> &BlockSpec {
+        &self.spec
+    }
+}
+
+/// A compiled block Gibbs program: spec, one sampler per free block, and per-block gather
+/// plans built from interaction groups.
+#[derive(Debug)]
+pub struct BlockSamplingProgram {
+    /// The division into free and clamped blocks.
+    pub gibbs_spec: BlockGibbsSpec,
+    /// One sampler per free block.
+    pub samplers: Vec<Arc<dyn AbstractConditionalSampler>>,
+    /// For each free block, the interaction groups that have head nodes in it, compiled.
+    pub per_block_interactions: Vec<Vec<BlockInteraction>>,
+    /// For each global slot and position, the exclusive bound on an integer state value
+    /// that the program's interactions accept (`None`: unbounded).
+    pub value_limits: Vec<Vec<Option<usize>>>,
+}
+
+impl BlockSamplingProgram {
+    /// Compile a program.
+    ///
+    /// Besides building gather plans, this checks that there is one sampler per free block,
+    /// that every tail node is free or clamped, that no two nodes of one superblock
+    /// interact (that would silently sample the wrong distribution), that every use of an
+    /// integer-valued node agrees on its range, and that each sampler accepts its block
+    /// ([`AbstractConditionalSampler::validate`]).
+    ///
+    /// # Errors
+    /// [`Error::SamplerCount`], [`Error::InteractionGroup`], [`Error::InteractingBlock`],
+    /// [`Error::Categories`] or [`Error::Sampler`].
+    pub fn new(
+        gibbs_spec: BlockGibbsSpec,
+        samplers: Vec<Arc<dyn AbstractConditionalSampler>>,
+        interaction_groups: Vec<InteractionGroup>,
+    ) -> Result<BlockSamplingProgram> {
+        Self::compile(gibbs_spec, samplers, interaction_groups, true)
+    }
+
+    /// As [`BlockSamplingProgram::new`], but without the check that nodes of one superblock
+    /// do not interact. Only for users who know their update rule tolerates it.
+    ///
+    /// # Errors
+    /// As [`BlockSamplingProgram::new`], less [`Error::InteractingBlock`].
+    pub fn new_allowing_interacting_superblocks(
+        gibbs_spec: BlockGibbsSpec,
+        samplers: Vec<Arc<dyn AbstractConditionalSampler>>,
+        interaction_groups: Vec<InteractionGroup>,
+    ) -> Result<BlockSamplingProgram> {
+        Self::compile(gibbs_spec, samplers, interaction_groups, false)
+    }
+
+    fn compile(
+        gibbs_spec: BlockGibbsSpec,
+        samplers: Vec<Arc<dyn AbstractConditionalSampler>>,
+        interaction_groups: Vec<InteractionGroup>,
+        check_superblocks: bool,
+    ) -> Result<BlockSamplingProgram> {
+        let n_free = gibbs_spec.free_blocks.len();
+        if samplers.len() != n_free {
+            return Err(Error::SamplerCount {
+                expected: n_free,
+                got: samplers.len(),
+            });
+        }
+        // node -> (free block, index in block, superblock)
+        let mut free_loc: HashMap<Node, (usize, usize, usize)> = HashMap::new();
+        for (s, order) in gibbs_spec.sampling_order.iter().enumerate() {
+            for &b in order {
+                for (j, &n) in gibbs_spec.free_blocks[b].nodes().iter().enumerate() {
+                    free_loc.insert(n, (b, j, s));
+                }
+            }
+        }
+        let spec: &BlockSpec = &gibbs_spec;
+        let mut value_limits: Vec<Vec<Option<usize>>> =
+            spec.slot_sizes.iter().map(|&n| vec![None; n]).collect();
+        let mut limit_owner: HashMap<(usize, usize), usize> = HashMap::new();
+        let mut per_block_interactions: Vec<Vec<BlockInteraction>> = vec![Vec::new(); n_free];
+        let mut buckets: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n_free];
+        for (gi, group) in interaction_groups.iter().enumerate() {
+            let n_tails = group.tail_nodes.len();
+            let (head_limit, tail_limits) = group.interaction.value_limits(n_tails);
+            let mut record_limit = |node: Node, limit: Option<usize>| -> Result<()> {
+                let Some(limit) = limit else { return Ok(()) };
+                let Ok(loc) = spec.location(node) else {
+                    return Ok(());
+                };
+                let slot_limit = &mut value_limits[loc.0][loc.1];
+                match *slot_limit {
+                    Some(prev) if prev != limit => Err(Error::Categories {
+                        node: node.id(),
+                        reason: format!(
+                            "interaction group {} indexes it with {prev} categories but interaction group {gi} with {limit}",
+                            limit_owner[&loc]
+                        ),
+                    }),
+                    _ => {
+                        *slot_limit = Some(limit);
+                        limit_owner.entry(loc).or_insert(gi);
+                        Ok(())
+                    }
+                }
+            };
+            for (r, &head) in group.head_nodes.nodes().iter().enumerate() {
+                record_limit(head, head_limit)?;
+                for (t, tail) in group.tail_nodes.iter().enumerate() {
+                    record_limit(tail[r], tail_limits.get(t).copied().flatten())?;
+                }
+                let Some(&(b, j, s)) = free_loc.get(&head) else {
+                    continue;
+                };
+                if check_superblocks {
+                    for tail in &group.tail_nodes {
+                        if let Some(&(_, _, ts)) = free_loc.get(&tail[r])
+                            && ts == s
+                        {
+                            return Err(Error::InteractingBlock {
+                                a: head.id(),
+                                b: tail[r].id(),
+                                superblock: s,
+                            });
+                        }
+                    }
+                }
+                buckets[b].push((j, r));
+            }
+            for (b, bucket) in buckets.iter_mut().enumerate() {
+                if bucket.is_empty() {
+                    continue;
+                }
+                let n = gibbs_spec.free_blocks[b].len();
+                bucket.sort_unstable();
+                let mut offsets = vec![0usize; n + 1];
+                for &(j, _) in bucket.iter() {
+                    offsets[j + 1] += 1;
+                }
+                for j in 0..n {
+                    offsets[j + 1] += offsets[j];
+                }
+                let rows: Vec<usize> = bucket.iter().map(|&(_, r)| r).collect();
+                let tails = group
+                    .tail_nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(t, tail)| tail_locations(spec, gi, t, tail, &rows))
+                    .collect::<Result<Vec<_>>>()?;
+                per_block_interactions[b].push(BlockInteraction::new(
+                    group.interaction.clone(),
+                    offsets,
+                    rows,
+                    tails,
+                ));
+                bucket.clear();
+            }
+        }
+        for (b, sampler) in samplers.iter().enumerate() {
+            let layout = &spec.all_block_sds[b];
+            sampler
+                .validate(&per_block_interactions[b], spec, layout)
+                .map_err(|reason| Error::Sampler { block: b, reason })?;
+        }
+        Ok(BlockSamplingProgram {
+            gibbs_spec,
+            samplers,
+            per_block_interactions,
+            value_limits,
+        })
+    }
+
+    /// Check integer state values in a global state against [`Self::value_limits`].
+    ///
+    /// # Errors
+    /// [`Error::ValueOutOfRange`] naming the node and value.
+    pub fn check_values(&self, global_state: &[State]) -> Result<()> {
+        let spec: &BlockSpec = &self.gibbs_spec;
+        for (slot, limits) in self.value_limits.iter().enumerate() {
+            if limits.iter().all(Option::is_none) {
+                continue;
+            }
+            let leaf = &global_state[slot][0];
+            let size = spec.slot_sizes[slot];
+            let n = leaf.shape().iter().product::<usize>();
+            for i in 0..n {
+                let pos = i % size;
+                if let Some(limit) = limits[pos] {
+                    let v = leaf.get_f64(i);
+                    if v < 0.0 || v >= limit as f64 {
+                        let node = node_at(spec, slot, pos);
+                        return Err(Error::ValueOutOfRange(format!(
+                            "node {} (kind `{}`) has state {v} in chain {}, but its interactions accept 0..{limit}",
+                            node.id(),
+                            node.kind(),
+                            i / size
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The node at `pos` of `slot`.
+pub(crate) fn node_at(spec: &BlockSpec, slot: usize, pos: usize) -> Node {
+    for &b in &spec.block_to_global_slice_spec[slot] {
+        let (_, start) = spec.block_offsets[b];
+        if pos >= start && pos < start + spec.blocks[b].len() {
+            return spec.blocks[b][pos - start];
+        }
+    }
+    unreachable!("position {pos} of slot {slot} belongs to a block")
+}
+
+fn tail_locations(
+    spec: &BlockSpec,
+    group: usize,
+    t: usize,
+    tail: &Block,
+    rows: &[usize],
+) -> Result<TailLocations> {
+    let mut slot = None;
+    let positions = rows
+        .iter()
+        .map(|&r| {
+            let node = tail[r];
+            let (s, p) = spec.location(node).map_err(|_| {
+                Error::InteractionGroup(format!(
+                    "interaction group {group}, tail block {t}: node {} (kind `{}`) is neither free nor clamped",
+                    node.id(),
+                    node.kind()
+                ))
+            })?;
+            slot = Some(s);
+            Ok(p)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let slot = slot.expect("a non-empty bucket");
+    Ok(TailLocations {
+        slot,
+        slot_size: spec.slot_sizes[slot],
+        positions,
+    })
+}

@@ -1,0 +1,442 @@
+//! Running a program: schedules, sweeps, and observation.
+//!
+//! A *sweep* updates every free superblock once, in order; the blocks of a superblock all
+//! read the state from before the superblock's update. A [`SamplingSchedule`]
+//! `(n_warmup, n_samples, steps_per_sample)` runs `n_warmup` sweeps, observes, then
+//! `n_samples − 1` more times runs `steps_per_sample` sweeps and observes.
+//!
+//! Every run is over a batch of independent chains: initial free states have shape
+//! `[chains, nodes] + leaf.shape`, and chain `c` draws from its own random stream
+//! ([`Key::chain_rngs`]). Clamped states have shape `[chains, nodes]` (a value per chain) or
+//! `[nodes]` (shared by all chains).
+
+use ndarray::Axis;
+
+use crate::block::{Block, BlockSpec, block_state_to_global, verify_block_state};
+use crate::error::{Error, Result};
+use crate::observer::{AbstractObserver, StateObserver};
+use crate::program::BlockSamplingProgram;
+use crate::rng::{ChainRng, Key};
+use crate::sampler::{SamplerInputs, SamplerState};
+use crate::state::{State, Tensor, dispatch};
+
+/// How long to run and when to observe (THRML's `SamplingSchedule`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SamplingSchedule {
+    /// Sweeps before the first observation.
+    pub n_warmup: usize,
+    /// Number of observations (at least 1).
+    pub n_samples: usize,
+    /// Sweeps between consecutive observations.
+    pub steps_per_sample: usize,
+}
+
+impl SamplingSchedule {
+    /// A schedule.
+    ///
+    /// # Errors
+    /// [`Error::Schedule`] if `n_samples` is 0.
+    pub fn new(
+        n_warmup: usize,
+        n_samples: usize,
+        steps_per_sample: usize,
+    ) -> Result<SamplingSchedule> {
+        let s = SamplingSchedule {
+            n_warmup,
+            n_samples,
+            steps_per_sample,
+        };
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.n_samples == 0 {
+            return Err(Error::Schedule("n_samples must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Total number of sweeps the schedule runs.
+    #[must_use]
+    pub fn total_sweeps(&self) -> usize {
+        self.n_warmup + self.n_samples.saturating_sub(1) * self.steps_per_sample
+    }
+}
+
+/// Broadcast an unbatched clamped state (`[nodes] + leaf`) to `[chains, nodes] + leaf`.
+fn broadcast_clamp(state: &State, block: &Block, spec: &BlockSpec, n_chains: usize) -> State {
+    let layout = &spec.node_shape_dtypes[&block.node_kind()];
+    state
+        .iter()
+        .zip(layout.leaves())
+        .map(|(t, leaf)| {
+            if t.ndim() == leaf.shape.len() + 1 {
+                let mut shape = vec![n_chains];
+                shape.extend_from_slice(t.shape());
+                dispatch!(t, a => a.broadcast(shape.as_slice()).expect("prepending an axis broadcasts").to_owned().into())
+            } else {
+                t.clone()
+            }
+        })
+        .collect()
+}
+
+/// Build the global state of a batch of chains from free and clamped block states, and
+/// check it.
+///
+/// Returns the global state and the number of chains.
+///
+/// # Errors
+/// [`Error::StateMismatch`] if a state does not fit its block or the chain counts differ,
+/// [`Error::ValueOutOfRange`] if an integer state is out of its interactions' range.
+pub fn init_global_state(
+    program: &BlockSamplingProgram,
+    init_state_free: &[State],
+    state_clamp: &[State],
+) -> Result<(Vec<State>, usize)> {
+    let spec = &program.gibbs_spec;
+    verify_block_state(
+        &spec.free_blocks,
+        init_state_free,
+        &spec.node_shape_dtypes,
+        Some(-1),
+    )?;
+    verify_block_state(
+        &spec.clamped_blocks,
+        state_clamp,
+        &spec.node_shape_dtypes,
+        Some(-1),
+    )?;
+    let batch_of = |state: &State, block: &Block| -> Vec<usize> {
+        let leaf_rank = spec.node_shape_dtypes[&block.node_kind()].leaves()[0]
+            .shape
+            .len();
+        state[0].shape()[..state[0].ndim() - leaf_rank - 1].to_vec()
+    };
+    let mut n_chains = None;
+    for (b, (state, block)) in init_state_free.iter().zip(&spec.free_blocks).enumerate() {
+        let batch = batch_of(state, block);
+        let &[c] = batch.as_slice() else {
+            return Err(Error::StateMismatch {
+                block: b,
+                reason: format!(
+                    "a free state needs shape [chains, nodes, ...], got batch shape {batch:?}"
+                ),
+            });
+        };
+        match n_chains {
+            None => n_chains = Some(c),
+            Some(n) if n != c => {
+                return Err(Error::StateMismatch {
+                    block: b,
+                    reason: format!("has {c} chains, block 0 has {n}"),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    let n_free = spec.free_blocks.len();
+    for (b, (state, block)) in state_clamp.iter().zip(&spec.clamped_blocks).enumerate() {
+        let batch = batch_of(state, block);
+        match (batch.as_slice(), n_chains) {
+            ([], _) => {}
+            (&[c], None) => n_chains = Some(c),
+            (&[c], Some(n)) if c == n => {}
+            _ => {
+                return Err(Error::StateMismatch {
+                    block: n_free + b,
+                    reason: format!(
+                        "a clamped state needs shape [nodes, ...] or [chains, nodes, ...], got batch shape {batch:?}"
+                    ),
+                });
+            }
+        }
+    }
+    let n_chains = n_chains.unwrap_or(1);
+    let mut all: Vec<State> = init_state_free.to_vec();
+    all.extend(
+        state_clamp
+            .iter()
+            .zip(&spec.clamped_blocks)
+            .map(|(s, b)| broadcast_clamp(s, b, spec, n_chains)),
+    );
+    let global = block_state_to_global(&all, spec)?;
+    program.check_values(&global)?;
+    Ok((global, n_chains))
+}
+
+/// Copy the block output `out` (`[chains, n] + leaf`) into slot positions
+/// `start..start + n` of the global leaves.
+fn scatter_block(out: &State, global: &mut State, slot_size: usize, start: usize, n: usize) {
+    for (src, dst) in out.iter().zip(global.iter_mut()) {
+        let inner: usize = src.shape()[2..].iter().product();
+        let width = n * inner;
+        macro_rules! copy {
+            ($s:expr, $d:expr) => {{
+                let s = $s.as_slice().expect("standard layout");
+                let d = $d.as_slice_mut().expect("standard layout");
+                if width > 0 {
+                    for (c, chunk) in s.chunks_exact(width).enumerate() {
+                        let at = (c * slot_size + start) * inner;
+                        d[at..at + width].copy_from_slice(chunk);
+                    }
+                }
+            }};
+        }
+        match (src, dst) {
+            (Tensor::Bool(s), Tensor::Bool(d)) => copy!(s, d),
+            (Tensor::U8(s), Tensor::U8(d)) => copy!(s, d),
+            (Tensor::I32(s), Tensor::I32(d)) => copy!(s, d),
+            (Tensor::F32(s), Tensor::F32(d)) => copy!(s, d),
+            (Tensor::F64(s), Tensor::F64(d)) => copy!(s, d),
+            _ => unreachable!("sampler output dtype matches the layout (checked by verify)"),
+        }
+    }
+}
+
+/// Reusable buffers for the sweeps of one run.
+struct Sweeper {
+    outs: Vec<State>,
+}
+
+impl Sweeper {
+    fn new(program: &BlockSamplingProgram, n_chains: usize) -> Sweeper {
+        let spec = &program.gibbs_spec;
+        let outs = spec
+            .free_blocks
+            .iter()
+            .zip(&spec.all_block_sds)
+            .map(|(b, layout)| {
+                layout
+                    .leaves()
+                    .iter()
+                    .map(|l| Tensor::zeros_for(l, &[n_chains], b.len()))
+                    .collect()
+            })
+            .collect();
+        Sweeper { outs }
+    }
+
+    fn sweep(
+        &mut self,
+        rngs: &mut [ChainRng],
+        program: &BlockSamplingProgram,
+        global: &mut [State],
+        sampler_states: &mut [SamplerState],
+        n_chains: usize,
+    ) {
+        let spec = &program.gibbs_spec;
+        for order in &spec.sampling_order {
+            for &b in order {
+                let inputs = SamplerInputs {
+                    block: &spec.free_blocks[b],
+                    block_index: b,
+                    interactions: &program.per_block_interactions[b],
+                    global_state: global,
+                    n_chains,
+                    output_layout: &spec.all_block_sds[b],
+                };
+                program.samplers[b].sample(
+                    rngs,
+                    &inputs,
+                    &mut sampler_states[b],
+                    &mut self.outs[b],
+                );
+            }
+            for &b in order {
+                let (slot, start) = spec.block_offsets[b];
+                scatter_block(
+                    &self.outs[b],
+                    &mut global[slot],
+                    spec.slot_sizes[slot],
+                    start,
+                    spec.free_blocks[b].len(),
+                );
+            }
+        }
+    }
+}
+
+/// Draw a new state for free block `block` of every chain, without changing the global
+/// state. Returns the block's new state, `[chains, nodes] + leaf.shape` per leaf.
+///
+/// `global_state` is as built by [`init_global_state`]; `rngs` has one generator per chain.
+#[must_use]
+pub fn sample_single_block(
+    rngs: &mut [ChainRng],
+    program: &BlockSamplingProgram,
+    block: usize,
+    global_state: &[State],
+    sampler_state: &mut SamplerState,
+) -> State {
+    let spec = &program.gibbs_spec;
+    let n_chains = rngs.len();
+    let mut out: State = spec.all_block_sds[block]
+        .leaves()
+        .iter()
+        .map(|l| Tensor::zeros_for(l, &[n_chains], spec.free_blocks[block].len()))
+        .collect();
+    let inputs = SamplerInputs {
+        block: &spec.free_blocks[block],
+        block_index: block,
+        interactions: &program.per_block_interactions[block],
+        global_state,
+        n_chains,
+        output_layout: &spec.all_block_sds[block],
+    };
+    program.samplers[block].sample(rngs, &inputs, sampler_state, &mut out);
+    out
+}
+
+/// One sweep: update every free superblock once, in order, in place.
+///
+/// `rngs` has one generator per chain; `sampler_states` one state per free block.
+pub fn sample_blocks(
+    rngs: &mut [ChainRng],
+    program: &BlockSamplingProgram,
+    global_state: &mut [State],
+    sampler_states: &mut [SamplerState],
+) {
+    let n_chains = rngs.len();
+    Sweeper::new(program, n_chains).sweep(rngs, program, global_state, sampler_states, n_chains);
+}
+
+/// Run the schedule on a batch of chains and call `observer` at every observation.
+///
+/// Returns the final carry and the observer's outputs, one per observation.
+///
+/// # Errors
+/// Bad states ([`init_global_state`]), or an error from the observer.
+pub fn sample_with_observation<O: AbstractObserver>(
+    key: Key,
+    program: &BlockSamplingProgram,
+    schedule: &SamplingSchedule,
+    init_state_free: &[State],
+    state_clamp: &[State],
+    mut carry: O::Carry,
+    observer: &O,
+) -> Result<(O::Carry, Vec<O::Output>)> {
+    schedule.validate()?;
+    let (mut global, n_chains) = init_global_state(program, init_state_free, state_clamp)?;
+    observer.check(program)?;
+    let mut rngs = key.chain_rngs(n_chains);
+    let mut sampler_states: Vec<SamplerState> = program
+        .samplers
+        .iter()
+        .zip(&program.gibbs_spec.free_blocks)
+        .map(|(s, b)| s.init(b, n_chains))
+        .collect();
+    let mut sweeper = Sweeper::new(program, n_chains);
+    let mut outputs = Vec::with_capacity(schedule.n_samples);
+    for _ in 0..schedule.n_warmup {
+        sweeper.sweep(
+            &mut rngs,
+            program,
+            &mut global,
+            &mut sampler_states,
+            n_chains,
+        );
+    }
+    outputs.push(observer.observe(program, &global, &mut carry, 0)?);
+    for i in 1..schedule.n_samples {
+        for _ in 0..schedule.steps_per_sample {
+            sweeper.sweep(
+                &mut rngs,
+                program,
+                &mut global,
+                &mut sampler_states,
+                n_chains,
+            );
+        }
+        outputs.push(observer.observe(program, &global, &mut carry, i)?);
+    }
+    Ok((carry, outputs))
+}
+
+/// Run the schedule and collect the states of `nodes_to_sample`.
+///
+/// Returns one state per block; each leaf has shape
+/// `[chains, n_samples, nodes] + leaf.shape`.
+///
+/// # Errors
+/// As [`sample_with_observation`]; [`Error::UnknownNode`](crate::Error::UnknownNode) if a
+/// block holds a node the program does not know.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use ndarray::ArrayD;
+/// use thrml::*;
+///
+/// // Two coupled spins, sampled in two blocks.
+/// let s = Node::many(NodeKind::SPIN, 2);
+/// let ebm = IsingEBM::new(s.clone(), vec![(s[0], s[1])], vec![0.0, 0.0], vec![1.0], 1.0)?;
+/// let blocks = vec![Block::new(vec![s[0]])?, Block::new(vec![s[1]])?];
+/// let program = IsingSamplingProgram::new(&ebm, blocks.clone(), vec![])?;
+/// let init = hinton_init(Key::new(0), &ebm, &blocks, &[64])?;
+/// let init: Vec<State> = init.into_iter().map(|a| vec![Tensor::from(a)]).collect();
+/// let schedule = SamplingSchedule::new(10, 100, 1)?;
+/// let samples = sample_states(Key::new(1), &program, &schedule, &init, &[], &blocks)?;
+/// assert_eq!(samples[0][0].shape(), &[64, 100, 1]);
+/// # Ok::<(), thrml::Error>(())
+/// ```
+pub fn sample_states(
+    key: Key,
+    program: &BlockSamplingProgram,
+    schedule: &SamplingSchedule,
+    init_state_free: &[State],
+    state_clamp: &[State],
+    nodes_to_sample: &[Block],
+) -> Result<Vec<State>> {
+    let observer = StateObserver::new(nodes_to_sample.to_vec());
+    let (_, outputs) = sample_with_observation(
+        key,
+        program,
+        schedule,
+        init_state_free,
+        state_clamp,
+        (),
+        &observer,
+    )?;
+    Ok(stack_observations(&outputs, nodes_to_sample.len()))
+}
+
+/// Stack per-observation block states (`[chains, nodes] + leaf`) into
+/// `[chains, n_obs, nodes] + leaf`.
+pub(crate) fn stack_observations(outputs: &[Vec<State>], n_blocks: usize) -> Vec<State> {
+    (0..n_blocks)
+        .map(|b| {
+            let n_leaves = outputs[0][b].len();
+            (0..n_leaves)
+                .map(|l| {
+                    let parts: Vec<&Tensor> = outputs.iter().map(|o| &o[b][l]).collect();
+                    stack_axis1(&parts)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn stack_axis1(parts: &[&Tensor]) -> Tensor {
+    macro_rules! stack {
+        ($variant:ident) => {{
+            let views: Vec<_> = parts
+                .iter()
+                .map(|t| match t {
+                    Tensor::$variant(a) => a.view(),
+                    _ => unreachable!("observations share a dtype"),
+                })
+                .collect();
+            Tensor::$variant(ndarray::stack(Axis(1), &views).expect("observations share a shape"))
+        }};
+    }
+    match parts[0] {
+        Tensor::Bool(_) => stack!(Bool),
+        Tensor::U8(_) => stack!(U8),
+        Tensor::I32(_) => stack!(I32),
+        Tensor::F32(_) => stack!(F32),
+        Tensor::F64(_) => stack!(F64),
+    }
+}

@@ -7,6 +7,7 @@
 
 pub mod block;
 pub mod error;
+pub mod exact;
 pub mod factor;
 pub mod graph;
 pub mod interaction;

@@ -1,3 +1,4 @@
+//! Quick end-to-end check: Ising and Potts pairs sampled through the library match enumeration.
 mod common;
 use thrml::exact::{DiscreteVar, ExactDistribution, sampled_values};
 use thrml::*;

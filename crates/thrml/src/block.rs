@@ -69,17 +69,10 @@ impl Block {
     /// [`Error::MixedBlock`] if a node has another kind.
     pub fn of_kind(kind: NodeKind, nodes: Vec<Node>) -> Result<Block> {
         if let Some(bad) = nodes.iter().find(|n| n.kind() != kind) {
-            let first = nodes[0];
-            let (first, first_kind) = if first.kind() == kind {
-                (first.id(), kind.name().to_owned())
-            } else {
-                (u64::MAX, kind.name().to_owned())
-            };
             return Err(Error::MixedBlock {
-                first,
-                first_kind,
-                other: bad.id(),
-                other_kind: bad.kind().name().to_owned(),
+                kind: kind.name().to_owned(),
+                node: bad.id(),
+                node_kind: bad.kind().name().to_owned(),
             });
         }
         Ok(Block {

@@ -11,18 +11,14 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// A block contains nodes of more than one kind.
-    #[error(
-        "block mixes node kinds: node {first} is `{first_kind}` but node {other} is `{other_kind}`"
-    )]
+    #[error("block of kind `{kind}` contains node {node} of kind `{node_kind}`; a block holds nodes of one kind")]
     MixedBlock {
-        /// The first node of the block.
-        first: u64,
-        /// Its kind.
-        first_kind: String,
-        /// The first node of a different kind.
-        other: u64,
+        /// The block's kind (that of its first node, or the one asked for).
+        kind: String,
+        /// The first node of another kind.
+        node: u64,
         /// That node's kind.
-        other_kind: String,
+        node_kind: String,
     },
     /// A block was empty where nodes were required.
     #[error("empty block: {0}")]

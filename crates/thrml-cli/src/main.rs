@@ -1,2 +1,297 @@
-//! The `thrml` command-line tool.
-fn main() {}
+//! The `thrml` command-line tool: sample and evaluate THRML models stored in files.
+//!
+//! ```text
+//! thrml sample MODEL.json --chains N --warmup W --samples S --steps-per-sample K --seed X --out DIR
+//! thrml energy MODEL.json --states STATES.npz --out ENERGIES.npy
+//! thrml demo
+//! ```
+//!
+//! The model format is documented in `docs/model-format.md`, the commands in `docs/cli.md`.
+//! On failure every command prints one line, `error: …`, to stderr and exits with 1 (a file
+//! could not be read or written) or 2 (invalid arguments or invalid file contents).
+
+mod demo;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::error::ErrorKind;
+use clap::{Args, Parser, Subcommand};
+use ndarray::Array1;
+use thrml::io::{Model, read_npz, write_npy};
+use thrml::{Error, SamplingSchedule, Tensor};
+
+/// Block Gibbs sampling for probabilistic graphical models and energy-based models.
+///
+/// Models are JSON files in the `thrml-model/1` format (see docs/model-format.md): node
+/// kinds (spin, categorical), nodes, factors (ising, spin, categorical, discrete), free
+/// superblocks and clamped nodes. Arrays are read and written as NumPy .npy / .npz files.
+#[derive(Debug, Parser)]
+#[command(name = "thrml", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Sample a model with block Gibbs sampling and write the samples to DIR/samples.npz.
+    ///
+    /// Every chain starts from a uniformly random state drawn from the seed, runs WARMUP
+    /// sweeps, is observed, and then SAMPLES − 1 more times runs STEPS_PER_SAMPLE sweeps and
+    /// is observed. A sweep updates every free superblock once, in order. The output is
+    /// DIR/samples.npz, one array per node kind with free nodes, named after the kind, of
+    /// shape [chains, samples, nodes] (spins bool with true = +1, categoricals uint8),
+    /// columns in ascending node id; and DIR/nodes.json, mapping each kind to the node ids of
+    /// its columns. The same seed gives byte-identical output.
+    Sample(SampleArgs),
+    /// Evaluate the model's energy E(x) for a batch of states.
+    ///
+    /// STATES.npz holds one array per node kind of the model, named after the kind, of shape
+    /// [M, nodes of that kind] with columns in ascending node id; every node is included,
+    /// clamped ones too (the model's clamped values are ignored). Spins are bool (true = +1),
+    /// categoricals uint8. The M energies are written as a float64 .npy file.
+    Energy(EnergyArgs),
+    /// Sample a built-in model and report what was done.
+    ///
+    /// The model is a 12×12 periodic Ising grid coupled to a ring of 12 three-state Potts
+    /// nodes, with automatic blocks. The report gives the model size, the superblocks, the
+    /// run length and time, and summary statistics of the samples (magnetisation,
+    /// correlations, category occupation, energy).
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct SampleArgs {
+    /// The model file (JSON, format thrml-model/1).
+    model: PathBuf,
+    /// Number of independent chains.
+    #[arg(long, default_value_t = 1)]
+    chains: usize,
+    /// Sweeps before the first sample.
+    #[arg(long, default_value_t = 100)]
+    warmup: usize,
+    /// Samples per chain (at least 1).
+    #[arg(long, default_value_t = 1000)]
+    samples: usize,
+    /// Sweeps between consecutive samples (thinning).
+    #[arg(long, default_value_t = 1)]
+    steps_per_sample: usize,
+    /// Random seed; it determines the initial states and the whole run.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output directory (created if missing) for samples.npz and nodes.json.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct EnergyArgs {
+    /// The model file (JSON, format thrml-model/1).
+    model: PathBuf,
+    /// The states: an .npz file with one array per node kind, [M, nodes of the kind].
+    #[arg(long, value_name = "STATES.npz")]
+    states: PathBuf,
+    /// Where to write the energies: a float64 .npy file with one energy per state.
+    #[arg(long, value_name = "ENERGIES.npy")]
+    out: PathBuf,
+}
+
+/// A failure of a command, with its exit code.
+#[derive(Debug)]
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let code = match e {
+            Error::Io { .. } => 1,
+            _ => 2,
+        };
+        Failure {
+            message: e.to_string(),
+            code,
+        }
+    }
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure {
+        message: message.into(),
+        code: 2,
+    }
+}
+
+/// One line: newlines (which no message should contain) become spaces.
+fn one_line(s: &str) -> String {
+    s.split('\n')
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// clap's message in one line: the error and its tips, without the usage block.
+fn clap_one_line(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if line.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(if line.starts_with("tip:") { "; " } else { " " });
+        }
+        out.push_str(line);
+    }
+    if !out.starts_with("error:") {
+        out.insert_str(0, "error: ");
+    }
+    out.push_str(" (see 'thrml --help')");
+    out
+}
+
+fn main() -> ExitCode {
+    // Never show a raw panic or backtrace; a panic is a bug, reported in one line.
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal error{at}: {}; this is a bug in thrml",
+            one_line(&payload)
+        );
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            return match e.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    if e.use_stderr() {
+                        ExitCode::from(2)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                _ => {
+                    eprintln!("{}", clap_one_line(&e.render().to_string()));
+                    ExitCode::from(2)
+                }
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Sample(args) => sample(&args),
+        Command::Energy(args) => energy(&args),
+        Command::Demo(args) => demo::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {}", one_line(&f.message));
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn schedule(
+    warmup: usize,
+    samples: usize,
+    steps_per_sample: usize,
+) -> Result<SamplingSchedule, Failure> {
+    if samples == 0 {
+        return Err(usage("--samples must be at least 1"));
+    }
+    SamplingSchedule::new(warmup, samples, steps_per_sample).map_err(Failure::from)
+}
+
+/// `W + (S − 1) · K`, or `None` on overflow.
+fn total_sweeps(s: &SamplingSchedule) -> Option<usize> {
+    s.n_samples
+        .saturating_sub(1)
+        .checked_mul(s.steps_per_sample)?
+        .checked_add(s.n_warmup)
+}
+
+fn sample(args: &SampleArgs) -> Result<(), Failure> {
+    if args.chains == 0 {
+        return Err(usage("--chains must be at least 1"));
+    }
+    let schedule = schedule(args.warmup, args.samples, args.steps_per_sample)?;
+    let sweeps = total_sweeps(&schedule)
+        .ok_or_else(|| usage("--warmup + (--samples − 1) × --steps-per-sample overflows"))?;
+    let model = Model::from_path(&args.model)?;
+    let start = Instant::now();
+    let samples = model.sample(args.seed, args.chains, &schedule)?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let path = samples.write_dir(&args.out)?;
+    let kinds: Vec<String> = samples
+        .kinds
+        .iter()
+        .map(|k| format!("{} `{}`", k.node_ids.len(), k.kind))
+        .collect();
+    println!(
+        "sampled {} ({}) in {}: {} chains × {} samples, {sweeps} sweeps per chain ({} warmup + {} × {}), {elapsed:.3} s; wrote {}",
+        plural(model.free_nodes().len(), "free node", "free nodes"),
+        if kinds.is_empty() {
+            "none".to_owned()
+        } else {
+            kinds.join(", ")
+        },
+        plural(model.free_superblocks().len(), "superblock", "superblocks"),
+        args.chains,
+        args.samples,
+        args.warmup,
+        args.samples - 1,
+        args.steps_per_sample,
+        path.display()
+    );
+    Ok(())
+}
+
+/// "1 thing", "2 things".
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+fn energy(args: &EnergyArgs) -> Result<(), Failure> {
+    let model = Model::from_path(&args.model)?;
+    let arrays = read_npz(&args.states)?;
+    let energies = model.energy(&arrays, &args.states)?;
+    write_npy(&args.out, &Tensor::F64(energies.clone().into_dyn()))?;
+    println!("{}", energy_summary(&energies, &args.out));
+    Ok(())
+}
+
+fn energy_summary(energies: &Array1<f64>, out: &Path) -> String {
+    let m = energies.len();
+    if m == 0 {
+        return format!("wrote 0 energies to {}", out.display());
+    }
+    let min = energies.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = energies.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mean = energies.sum() / m as f64;
+    format!(
+        "wrote {m} energies to {} (min {min:.6}, mean {mean:.6}, max {max:.6})",
+        out.display()
+    )
+}

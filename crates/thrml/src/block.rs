@@ -169,6 +169,7 @@ impl BlockSpec {
                 .get(&block.node_kind())
                 .ok_or_else(|| Error::UnknownKind(block.node_kind().name().to_owned()))?
                 .clone();
+            check_has_leaves(block.node_kind(), &layout)?;
             let slot = *sd_index_map.entry(layout.clone()).or_insert_with(|| {
                 global_sd_order.push(layout.clone());
                 block_to_global_slice_spec.push(Vec::new());
@@ -219,6 +220,16 @@ impl BlockSpec {
                 kind: node.kind().name().to_owned(),
             })
     }
+}
+
+/// A node state needs at least one leaf (the node axis lives in the leaves).
+fn check_has_leaves(kind: NodeKind, layout: &StateLayout) -> Result<()> {
+    if layout.leaves().is_empty() {
+        return Err(Error::Invalid(format!(
+            "node kind `{kind}` has a state layout with no leaves; a node state needs at least one"
+        )));
+    }
+    Ok(())
 }
 
 /// Number of batch dimensions of a leaf tensor given its per-node leaf rank.
@@ -318,12 +329,35 @@ pub fn from_global_state(
                     slot + 1
                 ))
             })?;
-            Ok(layout
+            if state.len() != layout.leaves().len() {
+                return Err(Error::Invalid(format!(
+                    "global state slot {slot} has {} leaves, the spec's layout has {}",
+                    state.len(),
+                    layout.leaves().len()
+                )));
+            }
+            let needed = positions.iter().max().map_or(0, |&p| p + 1);
+            layout
                 .leaves()
                 .iter()
                 .zip(state)
-                .map(|(leaf, t)| select(t, node_axis(t, leaf.shape.len()).unwrap_or(0), &positions))
-                .collect())
+                .enumerate()
+                .map(|(li, (leaf, t))| {
+                    let axis = node_axis(t, leaf.shape.len());
+                    match axis.map(|a| t.shape()[a]) {
+                        Some(n) if t.dtype() == leaf.dtype && n >= needed => {}
+                        _ => {
+                            return Err(Error::Invalid(format!(
+                                "global state slot {slot} leaf {li} is {} of shape {:?}, but the spec needs {} with at least {needed} nodes",
+                                t.dtype(),
+                                t.shape(),
+                                leaf.dtype
+                            )));
+                        }
+                    }
+                    Ok(select(t, axis.unwrap_or(0), &positions))
+                })
+                .collect()
         })
         .collect()
 }
@@ -381,6 +415,7 @@ pub fn verify_block_state(
         let layout = node_shape_dtypes
             .get(&block.node_kind())
             .ok_or_else(|| Error::UnknownKind(block.node_kind().name().to_owned()))?;
+        check_has_leaves(block.node_kind(), layout)?;
         if layout.leaves().len() != state.len() {
             return Err(mismatch(format!(
                 "kind `{}` has {} leaves but the state has {}",

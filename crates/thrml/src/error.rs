@@ -11,7 +11,9 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// A block contains nodes of more than one kind.
-    #[error("block of kind `{kind}` contains node {node} of kind `{node_kind}`; a block holds nodes of one kind")]
+    #[error(
+        "block of kind `{kind}` contains node {node} of kind `{node_kind}`; a block holds nodes of one kind"
+    )]
     MixedBlock {
         /// The block's kind (that of its first node, or the one asked for).
         kind: String,

@@ -81,6 +81,7 @@ pub mod exact;
 pub mod factor;
 pub mod graph;
 pub mod interaction;
+pub mod io;
 pub mod models;
 pub mod observer;
 pub mod pgm;

@@ -243,6 +243,18 @@ impl AbstractObserver for MomentAccumulatorObserver {
     ) -> Result<()> {
         let states = from_global_state(global_state, &program.gibbs_spec, &self.blocks_to_sample)?;
         let n_chains = global_state.first().map_or(0, |s| s[0].shape()[0]);
+        // The carry comes from the caller: check it fits this run (see `init`).
+        let shapes: Vec<(usize, usize)> = carry.iter().map(Array2::dim).collect();
+        let want: Vec<(usize, usize)> = self
+            .moment_slices
+            .iter()
+            .map(|s| (n_chains, s.nrows()))
+            .collect();
+        if shapes != want {
+            return Err(Error::Invalid(format!(
+                "moment carry has shapes {shapes:?} but this run needs {want:?} ([chains, moments] per moment type); build it with init({n_chains})"
+            )));
+        }
         let mut flat = Array2::<f64>::zeros((n_chains, self.n_flat));
         for ((state, block), idx) in states
             .iter()
@@ -250,6 +262,13 @@ impl AbstractObserver for MomentAccumulatorObserver {
             .zip(&self.flat_index)
         {
             let values = (self.f_transform)(state, block);
+            if values.dim() != (n_chains, block.len()) {
+                return Err(Error::Invalid(format!(
+                    "moment transform returned shape {:?} for a block of {} nodes and {n_chains} chains",
+                    values.shape(),
+                    block.len()
+                )));
+            }
             for c in 0..n_chains {
                 for (j, &i) in idx.iter().enumerate() {
                     flat[[c, i]] = values[[c, j]];

@@ -250,6 +250,26 @@ impl BlockSamplingProgram {
             sampler
                 .validate(&per_block_interactions[b], spec, layout)
                 .map_err(|reason| Error::Sampler { block: b, reason })?;
+            // A node may head no interaction yet be read by one (as a tail) that indexes
+            // with it: its sampler must draw from exactly that range.
+            if let Some(k) = sampler.value_limit() {
+                for &node in gibbs_spec.free_blocks[b].nodes() {
+                    let (slot, pos) = spec.location(node)?;
+                    if let Some(limit) = value_limits[slot][pos]
+                        && limit != k
+                    {
+                        return Err(Error::Sampler {
+                            block: b,
+                            reason: format!(
+                                "the sampler draws {k} categories but node {} (kind `{}`) is read by interaction group {} with {limit} categories",
+                                node.id(),
+                                node.kind(),
+                                limit_owner[&(slot, pos)]
+                            ),
+                        });
+                    }
+                }
+            }
         }
         Ok(BlockSamplingProgram {
             gibbs_spec,

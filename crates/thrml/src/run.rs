@@ -102,12 +102,20 @@ pub fn init_global_state(
         &spec.node_shape_dtypes,
         Some(-1),
     )?;
+    // Number clamped blocks as the spec does (after the free blocks), like the checks below.
     verify_block_state(
         &spec.clamped_blocks,
         state_clamp,
         &spec.node_shape_dtypes,
         Some(-1),
-    )?;
+    )
+    .map_err(|e| match e {
+        Error::StateMismatch { block, reason } => Error::StateMismatch {
+            block: spec.free_blocks.len() + block,
+            reason: format!("clamped block {block}: {reason}"),
+        },
+        other => other,
+    })?;
     let batch_of = |state: &State, block: &Block| -> Vec<usize> {
         let leaf_rank = spec.node_shape_dtypes[&block.node_kind()].leaves()[0]
             .shape
@@ -429,7 +437,14 @@ fn stack_axis1(parts: &[&Tensor]) -> Tensor {
                     _ => unreachable!("observations share a dtype"),
                 })
                 .collect();
-            Tensor::$variant(ndarray::stack(Axis(1), &views).expect("observations share a shape"))
+            let stacked = ndarray::stack(Axis(1), &views).expect("observations share a shape");
+            // `stack` lays the new axis out outermost in memory; callers (and
+            // `Tensor::as_slice` / `get_f64`) expect row-major samples.
+            Tensor::$variant(if stacked.is_standard_layout() {
+                stacked
+            } else {
+                stacked.as_standard_layout().into_owned()
+            })
         }};
     }
     match parts[0] {

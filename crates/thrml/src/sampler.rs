@@ -143,6 +143,15 @@ impl BlockInteraction {
     pub fn n_entries(&self) -> usize {
         self.rows.len()
     }
+
+    /// Number of nodes of the block (the valid `j` of [`Self::entries`]).
+    ///
+    /// Lets a sampler's `validate` check that every node heads some entry of a kind it
+    /// needs (a Gaussian sampler needs a precision term for each node, say).
+    #[must_use]
+    pub fn n_nodes(&self) -> usize {
+        self.offsets.len() - 1
+    }
 }
 
 /// Everything a sampler sees when it updates one free block for all chains.
@@ -216,6 +225,14 @@ pub trait AbstractConditionalSampler: Send + Sync + Debug {
         SamplerState::none()
     }
 
+    /// Exclusive bound on the integer values this sampler draws (`n_categories` for a
+    /// categorical sampler), or `None`. The program checks it against the range that every
+    /// interaction reading the block's nodes accepts, so that a node that heads no
+    /// interaction cannot be drawn out of range of one that reads it.
+    fn value_limit(&self) -> Option<usize> {
+        None
+    }
+
     /// Draw the block's new state for every chain into `out` (leaf shapes
     /// `[chains, nodes] + leaf.shape`), updating `sampler_state`. Chain `c` draws its
     /// randomness from `rngs[c]` only.
@@ -255,6 +272,11 @@ pub trait AbstractParametricConditionalSampler: Send + Sync + Debug {
         SamplerState::none()
     }
 
+    /// As [`AbstractConditionalSampler::value_limit`].
+    fn value_limit(&self) -> Option<usize> {
+        None
+    }
+
     /// Compute the parameters from the interactions and neighbour states.
     fn compute_parameters(
         &self,
@@ -285,6 +307,10 @@ impl<T: AbstractParametricConditionalSampler> AbstractConditionalSampler for T {
 
     fn init(&self, block: &Block, n_chains: usize) -> SamplerState {
         AbstractParametricConditionalSampler::init(self, block, n_chains)
+    }
+
+    fn value_limit(&self) -> Option<usize> {
+        AbstractParametricConditionalSampler::value_limit(self)
     }
 
     fn sample(

@@ -215,7 +215,16 @@ pub(crate) fn concatenate(axis: usize, parts: &[&Tensor]) -> Tensor {
     }
 }
 
-/// Take `indices` along `axis`.
+/// Take `indices` along `axis`, in standard layout.
 pub(crate) fn select(t: &Tensor, axis: usize, indices: &[usize]) -> Tensor {
-    dispatch!(t, a => a.select(ndarray::Axis(axis), indices).into())
+    // `select` along an inner axis returns a non-standard layout; extracted states are
+    // handed to users, who expect `as_slice` and `get_f64` to work on them.
+    dispatch!(t, a => {
+        let picked = a.select(ndarray::Axis(axis), indices);
+        if picked.is_standard_layout() {
+            picked.into()
+        } else {
+            picked.as_standard_layout().into_owned().into()
+        }
+    })
 }

@@ -851,6 +851,10 @@ impl AbstractParametricConditionalSampler for CategoricalGibbsConditional {
         Ok(())
     }
 
+    fn value_limit(&self) -> Option<usize> {
+        Some(self.n_categories)
+    }
+
     fn compute_parameters(
         &self,
         _: &mut [ChainRng],

@@ -29,7 +29,7 @@ use crate::observer::{MomentAccumulatorObserver, spin_transform};
 use crate::pgm::{DType, Node, NodeShapeDtypes, StateLayout};
 use crate::program::{BlockGibbsSpec, BlockSamplingProgram, SuperBlock};
 use crate::rng::Key;
-use crate::run::{SamplingSchedule, sample_with_observation};
+use crate::run::{SamplingSchedule, init_global_state, sample_with_observation};
 use crate::sampler::AbstractConditionalSampler;
 use crate::state::{State, Tensor};
 
@@ -291,10 +291,8 @@ pub fn estimate_moments(
             .collect(),
     ];
     let observer = MomentAccumulatorObserver::new(spec, spin_transform())?;
-    let n_chains = init_state
-        .first()
-        .or(clamped_data.first())
-        .map_or(1, |s| s[0].shape()[0]);
+    // The chain count as the runner sees it: a clamped state may be shared ([nodes]).
+    let (_, n_chains) = init_global_state(program, init_state, clamped_data)?;
     let carry = observer.init(n_chains);
     let (mut sums, _) = sample_with_observation(
         key,

@@ -13,8 +13,10 @@
 //! are close to independent; seeds are fixed, so results are deterministic.
 #![allow(dead_code)]
 
+use rand::RngExt;
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 use thrml::exact::ExactDistribution;
+use thrml::{Key, State, Tensor};
 
 /// Allowed TV distance, in units of the independent-draw noise level.
 pub const TV_FACTOR: f64 = 3.0;
@@ -36,6 +38,18 @@ pub struct Comparison {
     pub dof: usize,
     /// G-test p-value.
     pub p_value: f64,
+}
+
+impl Comparison {
+    /// TV distance in units of the independent-draw noise level.
+    pub fn tv_ratio(&self) -> f64 {
+        self.tv / self.tv_noise
+    }
+
+    /// Whether both tests of [`assert_matches_exact`] pass.
+    pub fn passes(&self) -> bool {
+        self.tv <= TV_FACTOR * self.tv_noise && self.p_value >= MIN_P_VALUE
+    }
 }
 
 /// Compare `counts[x]` of `n = Σ counts` draws with probabilities `p[x]`.
@@ -84,6 +98,53 @@ pub fn compare(p: &[f64], counts: &[u64]) -> Comparison {
     }
 }
 
+/// Histogram of sampled joint values (`values[draw][var]`) over the states of `exact`.
+pub fn histogram(exact: &ExactDistribution, values: &[Vec<usize>]) -> Vec<u64> {
+    for v in values {
+        assert_eq!(v.len(), exact.vars.len(), "one value per variable");
+        for (x, var) in v.iter().zip(&exact.vars) {
+            assert!(
+                *x < var.n_values(),
+                "sampled value {x} of {var:?} is out of range 0..{}",
+                var.n_values()
+            );
+        }
+    }
+    let mut counts = vec![0u64; exact.probabilities.len()];
+    for i in exact.indices(values) {
+        counts[i] += 1;
+    }
+    counts
+}
+
+/// Compare sampled joint values with `exact` without asserting.
+pub fn compare_exact(exact: &ExactDistribution, values: &[Vec<usize>]) -> Comparison {
+    compare(&exact.probabilities, &histogram(exact, values))
+}
+
+/// Uniformly random spins: one `bool` leaf of shape `[chains, n]`.
+pub fn random_spins(key: Key, chains: usize, n: usize) -> State {
+    let mut rng = key.chain_rngs(1).pop().expect("one generator");
+    let data: Vec<bool> = (0..chains * n).map(|_| rng.random::<bool>()).collect();
+    vec![Tensor::from(
+        ndarray::Array2::from_shape_vec((chains, n), data)
+            .expect("shape")
+            .into_dyn(),
+    )]
+}
+
+/// Uniformly random categories in `0..k`: one `u8` leaf of shape `[chains, n]`.
+pub fn random_categories(key: Key, chains: usize, n: usize, k: usize) -> State {
+    let mut rng = key.chain_rngs(1).pop().expect("one generator");
+    let k = u8::try_from(k - 1).expect("at most 256 categories");
+    let data: Vec<u8> = (0..chains * n).map(|_| rng.random_range(0..=k)).collect();
+    vec![Tensor::from(
+        ndarray::Array2::from_shape_vec((chains, n), data)
+            .expect("shape")
+            .into_dyn(),
+    )]
+}
+
 /// Assert that sampled joint values (`values[draw][var]`, vars in `exact.vars` order)
 /// follow `exact`.
 pub fn assert_matches_exact(
@@ -91,17 +152,14 @@ pub fn assert_matches_exact(
     exact: &ExactDistribution,
     values: &[Vec<usize>],
 ) -> Comparison {
-    let mut counts = vec![0u64; exact.probabilities.len()];
-    for i in exact.indices(values) {
-        counts[i] += 1;
-    }
-    let c = compare(&exact.probabilities, &counts);
+    let c = compare_exact(exact, values);
+    assert_eq!(c.n, values.len(), "{label}: every draw is counted");
     eprintln!(
         "{label}: n = {}, TV = {:.5} (noise {:.5}, ratio {:.2}), G = {:.1} on {} dof, p = {:.3e}",
         c.n,
         c.tv,
         c.tv_noise,
-        c.tv / c.tv_noise,
+        c.tv_ratio(),
         c.g,
         c.dof,
         c.p_value
@@ -120,19 +178,4 @@ pub fn assert_matches_exact(
         c.dof
     );
     c
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn checker_rejects_a_wrong_distribution() {
-        // Exact counts pass; a 5% shift in 100k draws fails both tests.
-        let p = [0.25, 0.25, 0.5];
-        let good = compare(&p, &[25_000, 25_000, 50_000]);
-        assert!(good.tv <= TV_FACTOR * good.tv_noise && good.p_value > MIN_P_VALUE);
-        let bad = compare(&p, &[30_000, 20_000, 50_000]);
-        assert!(bad.tv > TV_FACTOR * bad.tv_noise && bad.p_value < MIN_P_VALUE);
-    }
 }

@@ -368,7 +368,7 @@ pub fn sample_with_observation<O: AbstractObserver>(
 /// `[chains, n_samples, nodes] + leaf.shape`.
 ///
 /// # Errors
-/// As [`sample_with_observation`]; [`Error::UnknownNode`](crate::Error::UnknownNode) if a
+/// As [`sample_with_observation`]; [`Error::UnknownNode`] if a
 /// block holds a node the program does not know.
 ///
 /// # Example

@@ -184,6 +184,14 @@ impl<'a> Reader<'a> {
         Ok(map)
     }
 
+    /// The value as an object with any keys.
+    pub(crate) fn map(&self, v: &'a Value, path: &str) -> Result<&'a Map<String, Value>> {
+        match v {
+            Value::Object(map) => Ok(map),
+            _ => Err(self.expected(path, "an object", v)),
+        }
+    }
+
     /// A required field of an object.
     pub(crate) fn required(
         &self,

@@ -1,10 +1,13 @@
 //! Files: the model format, NumPy arrays, and atomic writes.
 //!
-//! * [`model`] reads the JSON model format `thrml-model/1` (spin and categorical node
-//!   kinds; Ising, spin, categorical and general discrete factors; free superblocks, given
-//!   or coloured automatically; clamped blocks) into a [`Model`] that samples, evaluates
-//!   energies and enumerates its exact distribution. `docs/model-format.md` is the
-//!   contract.
+//! * [`model_file`] is the JSON model format `thrml-model/1` as data ([`ModelFile`]: spin and
+//!   categorical node kinds; Ising, spin, categorical and general discrete factors; free
+//!   superblocks, given or coloured automatically; clamped blocks) and its parser.
+//!   `docs/model-format.md` is the contract.
+//! * [`model`] validates a [`ModelFile`] and compiles it into a [`Model`] that samples,
+//!   evaluates energies and enumerates its exact distribution.
+//! * [`samples`] holds sample output ([`Samples`]) and writes and reads `samples.npz` and
+//!   `nodes.json`.
 //! * [`npz`] reads and writes `.npy` / `.npz` files of [`Tensor`](crate::Tensor)s with
 //!   errors that name the file and array, and writes files atomically.
 //!
@@ -13,11 +16,14 @@
 
 pub(crate) mod json;
 pub mod model;
+pub mod model_file;
 pub mod npz;
+pub mod samples;
 
-pub use model::{
+pub use model::{MAX_SAMPLE_VALUES, Model, ModelKind};
+pub use model_file::{
     CategoricalFactorSpec, DiscreteFactorSpec, FactorSpec, FreeBlocksSpec, IsingFactorSpec,
-    KindSamples, KindSpec, MAX_CATEGORIES, MAX_SAMPLE_VALUES, MODEL_FORMAT, Model, ModelFile,
-    ModelKind, NODES_FILE, SAMPLES_FILE, Samples, SpinFactorSpec, SuperBlockSpec, TensorSpec,
+    KindSpec, MAX_CATEGORIES, MODEL_FORMAT, ModelFile, SpinFactorSpec, SuperBlockSpec, TensorSpec,
 };
 pub use npz::{describe_descriptor, read_npy, read_npz, write_atomic, write_npy, write_npz};
+pub use samples::{KindSamples, NODES_FILE, SAMPLES_FILE, Samples};

@@ -1,4 +1,5 @@
-//! The model file format `thrml-model/1`: parsing, validation, and the compiled [`Model`].
+//! The compiled model: a validated `thrml-model/1` file with its library nodes, factors,
+//! blocks and sampling program.
 //!
 //! A model file is JSON (the full contract is in `docs/model-format.md`):
 //!
@@ -58,34 +59,27 @@ use std::sync::Arc;
 
 use ndarray::{Array1, Array2, ArrayD, IxDyn};
 use rand::RngExt;
-use serde::ser::{SerializeMap, SerializeStruct};
-use serde::{Serialize, Serializer};
-use serde_json::Value;
 
 use crate::block::Block;
 use crate::error::{Error, Result};
 use crate::exact::{DiscreteVar, ExactDistribution};
 use crate::factor::FactorSamplingProgram;
 use crate::graph::{Adjacency, colour_classes, dsatur_colouring};
-use crate::io::json::{Reader, index, join, parse_strict};
-use crate::io::npz::{read_npz, write_atomic, write_npz};
+use crate::io::json::{Reader, index, join};
+use crate::io::model_file::{
+    FactorSpec, FreeBlocksSpec, KindSpec, MAX_CATEGORIES, ModelFile, SuperBlockSpec, TensorSpec,
+};
+use crate::io::samples::{KindSamples, Samples};
 use crate::models::discrete::{
-    CategoricalEBMFactor, CategoricalGibbsConditional, DiscreteEBMFactor, SpinEBMFactor,
-    SpinGibbsConditional, SquareCategoricalEBMFactor, SquareDiscreteEBMFactor,
+    CategoricalEBMFactor, DiscreteEBMFactor, SpinEBMFactor, SquareCategoricalEBMFactor,
+    SquareDiscreteEBMFactor,
 };
 use crate::models::ebm::{AbstractEBM, EBMFactor, FactorizedEBM};
-use crate::pgm::{DType, Node, NodeKind, default_node_shape_dtypes};
+use crate::pgm::{Node, NodeKind, default_node_shape_dtypes};
 use crate::program::{BlockGibbsSpec, SuperBlock};
 use crate::rng::Key;
 use crate::run::{SamplingSchedule, sample_states};
-use crate::sampler::AbstractConditionalSampler;
 use crate::state::{State, Tensor};
-
-/// The format tag every model file starts with.
-pub const MODEL_FORMAT: &str = "thrml-model/1";
-
-/// The largest number of categories of a categorical kind (states are `u8`).
-pub const MAX_CATEGORIES: usize = 256;
 
 /// The most state values [`Model::sample`] will hold in memory (`chains × samples × free
 /// nodes`): 2³⁶ bytes.
@@ -95,559 +89,6 @@ pub const MAX_SAMPLE_VALUES: usize = 1 << 36;
 const INIT_STREAM: u64 = 0;
 /// Key derivation: the sampling run uses `Key::new(seed).fold_in(RUN_STREAM)`.
 const RUN_STREAM: u64 = 1;
-
-// ---------------------------------------------------------------------------------------
-// The file, as data
-// ---------------------------------------------------------------------------------------
-
-/// A node kind declared in a model file: the type of its nodes' states.
-///
-/// The kind's *name* (the key in `kinds`) is the user's label; several kinds may share a
-/// type. All spin kinds use the library's [`NodeKind::SPIN`] layout (`bool`), all
-/// categorical kinds [`NodeKind::CATEGORICAL`] (`u8`); the number of categories is a
-/// property of the file kind and sets each block's sampler.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum KindSpec {
-    /// Spins: states −1 / +1, stored as `bool` (`true` = +1).
-    Spin,
-    /// Categoricals with `categories` states `0..categories`, stored as `u8`.
-    Categorical {
-        /// The number of categories, 1 to 256.
-        categories: usize,
-    },
-}
-
-impl KindSpec {
-    /// The type's name in the file: `"spin"` or `"categorical"`.
-    #[must_use]
-    pub fn type_name(self) -> &'static str {
-        match self {
-            KindSpec::Spin => "spin",
-            KindSpec::Categorical { .. } => "categorical",
-        }
-    }
-
-    /// The number of values a node of this kind takes (2 for spins).
-    #[must_use]
-    pub fn n_values(self) -> usize {
-        match self {
-            KindSpec::Spin => 2,
-            KindSpec::Categorical { categories } => categories,
-        }
-    }
-
-    /// The element type of a node's state.
-    #[must_use]
-    pub fn dtype(self) -> DType {
-        match self {
-            KindSpec::Spin => DType::Bool,
-            KindSpec::Categorical { .. } => DType::U8,
-        }
-    }
-
-    /// The library node kind of this kind's nodes.
-    #[must_use]
-    pub fn node_kind(self) -> NodeKind {
-        match self {
-            KindSpec::Spin => NodeKind::SPIN,
-            KindSpec::Categorical { .. } => NodeKind::CATEGORICAL,
-        }
-    }
-
-    /// The Gibbs sampler for a block of this kind.
-    #[must_use]
-    pub fn sampler(self) -> Arc<dyn AbstractConditionalSampler> {
-        match self {
-            KindSpec::Spin => Arc::new(SpinGibbsConditional),
-            KindSpec::Categorical { categories } => {
-                Arc::new(CategoricalGibbsConditional::new(categories))
-            }
-        }
-    }
-}
-
-/// A dense tensor in a model file: `shape` and the entries flat in row-major order.
-///
-/// The file may write it as nested lists or as `{"shape": [...], "data": [...]}`; it is
-/// written back in the second form.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct TensorSpec {
-    /// The shape.
-    pub shape: Vec<usize>,
-    /// The entries, row-major.
-    pub data: Vec<f64>,
-}
-
-/// An Ising factor: `E = −β (Σ_i b_i s_i + Σ_(i,j) J_ij s_i s_j)` (THRML's `IsingEBM`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct IsingFactorSpec {
-    /// The nodes with a bias.
-    pub nodes: Vec<usize>,
-    /// One bias per node.
-    pub biases: Vec<f64>,
-    /// The coupled pairs.
-    pub edges: Vec<[usize; 2]>,
-    /// One coupling per edge.
-    pub weights: Vec<f64>,
-    /// The inverse temperature, folded into the factor weights.
-    pub beta: f64,
-}
-
-/// A spin factor: `E = −Σ_b w[b] Π_k s(groups[k][b])` (THRML's `SpinEBMFactor`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct SpinFactorSpec {
-    /// The node groups, all of one length `B`.
-    pub groups: Vec<Vec<usize>>,
-    /// One weight per factor instance, `[B]`.
-    pub weights: Vec<f64>,
-}
-
-/// A categorical factor: `E = −Σ_b W[b, c(groups[0][b]), …, c(groups[N−1][b])]`
-/// (THRML's `CategoricalEBMFactor`, or `SquareCategoricalEBMFactor` if `square`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct CategoricalFactorSpec {
-    /// The node groups, all of one length `B`.
-    pub groups: Vec<Vec<usize>>,
-    /// The weights, `[B, K_0, …, K_(N−1)]`.
-    pub weights: TensorSpec,
-    /// Use the square variant (every category axis of one length).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub square: bool,
-}
-
-/// A general discrete factor:
-/// `E = −Σ_b Π_k s(spin_groups[k][b]) · W[b, c(categorical_groups[0][b]), …]`
-/// (THRML's `DiscreteEBMFactor`, or `SquareDiscreteEBMFactor` if `square`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct DiscreteFactorSpec {
-    /// The spin node groups.
-    pub spin_groups: Vec<Vec<usize>>,
-    /// The categorical node groups.
-    pub categorical_groups: Vec<Vec<usize>>,
-    /// The weights, `[B, K_0, …]`, one category axis per categorical group.
-    pub weights: TensorSpec,
-    /// Use the square variant (every category axis of one length).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub square: bool,
-}
-
-/// A factor of a model file, tagged by its `type`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum FactorSpec {
-    /// `"ising"`
-    Ising(IsingFactorSpec),
-    /// `"spin"`
-    Spin(SpinFactorSpec),
-    /// `"categorical"`
-    Categorical(CategoricalFactorSpec),
-    /// `"discrete"`
-    Discrete(DiscreteFactorSpec),
-}
-
-/// One entry of an explicit `free_blocks` list.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum SuperBlockSpec {
-    /// A list of node ids: a superblock of one block.
-    Block(Vec<usize>),
-    /// A list of blocks updated at the same time.
-    Blocks(Vec<Vec<usize>>),
-}
-
-impl SuperBlockSpec {
-    /// The blocks of this superblock.
-    #[must_use]
-    pub fn blocks(&self) -> Vec<&[usize]> {
-        match self {
-            SuperBlockSpec::Block(b) => vec![b.as_slice()],
-            SuperBlockSpec::Blocks(bs) => bs.iter().map(Vec::as_slice).collect(),
-        }
-    }
-}
-
-/// The free blocks of a model file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FreeBlocksSpec {
-    /// `"auto"`: colour the interaction graph of the free nodes (DSATUR) and use one
-    /// superblock per colour, with one block per kind.
-    Auto,
-    /// Superblocks in sampling order.
-    Explicit(Vec<SuperBlockSpec>),
-}
-
-impl Serialize for FreeBlocksSpec {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        match self {
-            FreeBlocksSpec::Auto => s.serialize_str("auto"),
-            FreeBlocksSpec::Explicit(v) => v.serialize(s),
-        }
-    }
-}
-
-/// A parsed model file: plain data, checked for syntax and field types only.
-///
-/// [`Model::new`] validates and compiles it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ModelFile {
-    /// An optional free-text description.
-    pub description: Option<String>,
-    /// The node kinds, by name.
-    pub kinds: BTreeMap<String, KindSpec>,
-    /// The kind name of each node; node `i`'s id is `i`.
-    pub nodes: Vec<String>,
-    /// The factors; the energy is their sum.
-    pub factors: Vec<FactorSpec>,
-    /// The free superblocks.
-    pub free_blocks: FreeBlocksSpec,
-    /// The clamped blocks.
-    pub clamped_blocks: Vec<Vec<usize>>,
-    /// One value per node of each clamped block: spins −1 / +1, categories `0..K`.
-    pub clamped_values: Vec<Vec<i64>>,
-}
-
-impl Serialize for ModelFile {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("ModelFile", 8)?;
-        st.serialize_field("format", MODEL_FORMAT)?;
-        if let Some(d) = &self.description {
-            st.serialize_field("description", d)?;
-        }
-        st.serialize_field("kinds", &self.kinds)?;
-        st.serialize_field("nodes", &self.nodes)?;
-        st.serialize_field("factors", &self.factors)?;
-        st.serialize_field("free_blocks", &self.free_blocks)?;
-        st.serialize_field("clamped_blocks", &self.clamped_blocks)?;
-        st.serialize_field("clamped_values", &self.clamped_values)?;
-        st.end()
-    }
-}
-
-const TOP_FIELDS: &[&str] = &[
-    "format",
-    "description",
-    "kinds",
-    "nodes",
-    "factors",
-    "free_blocks",
-    "clamped_blocks",
-    "clamped_values",
-];
-
-impl ModelFile {
-    /// Read and parse a model file.
-    ///
-    /// # Errors
-    /// [`Error::Io`] if it cannot be read, [`Error::Model`] if it is not a well-formed model
-    /// file.
-    pub fn from_path(path: impl AsRef<Path>) -> Result<ModelFile> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        ModelFile::from_str(&text, path)
-    }
-
-    /// Parse model JSON; `source` names the file in errors.
-    ///
-    /// # Errors
-    /// [`Error::Model`]: invalid JSON (with line and column), duplicate keys, a wrong format
-    /// tag, unknown or missing fields, or fields of the wrong type.
-    #[allow(clippy::should_implement_trait)]
-    pub fn from_str(text: &str, source: impl AsRef<Path>) -> Result<ModelFile> {
-        let source = source.as_ref();
-        let value = parse_strict(text, source)?;
-        ModelFile::from_value(&value, source)
-    }
-
-    /// Convert an already parsed JSON value.
-    ///
-    /// # Errors
-    /// As [`ModelFile::from_str`].
-    pub fn from_value(value: &Value, source: impl AsRef<Path>) -> Result<ModelFile> {
-        parse_file(&Reader::new(source.as_ref()), value)
-    }
-
-    /// The file as pretty-printed JSON (tensors in `{"shape", "data"}` form).
-    #[must_use]
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
-    }
-}
-
-fn parse_file(r: &Reader<'_>, v: &Value) -> Result<ModelFile> {
-    let Value::Object(map) = v else {
-        return Err(r.err(
-            "",
-            format!(
-                "expected a model object, found {}",
-                crate::io::json::describe(v)
-            ),
-        ));
-    };
-    // The format tag first: a file of another version gets that error, not "unknown field".
-    let format = r.string(r.required(map, "", "format")?, "format")?;
-    if format != MODEL_FORMAT {
-        return Err(r.err(
-            "format",
-            format!("unsupported format {format:?}; this version of thrml reads {MODEL_FORMAT:?}"),
-        ));
-    }
-    let map = r.object(v, "", TOP_FIELDS)?;
-    let description = map
-        .get("description")
-        .map(|d| r.string(d, "description").map(str::to_owned))
-        .transpose()?;
-    let kinds_value = r.required(map, "", "kinds")?;
-    let kinds_map = r
-        .object(kinds_value, "kinds", &[])
-        .or_else(|e| match kinds_value {
-            // `object` with no allowed keys rejects every key; only the type check matters here.
-            Value::Object(m) => Ok(m),
-            _ => Err(e),
-        })?;
-    let mut kinds = BTreeMap::new();
-    for (name, spec) in kinds_map {
-        kinds.insert(name.clone(), parse_kind(r, spec, &join("kinds", name))?);
-    }
-    let nodes = r
-        .list(r.required(map, "", "nodes")?, "nodes")?
-        .iter()
-        .enumerate()
-        .map(|(i, n)| r.string(n, &index("nodes", i)).map(str::to_owned))
-        .collect::<Result<Vec<_>>>()?;
-    let factors = match map.get("factors") {
-        None => Vec::new(),
-        Some(f) => r
-            .list(f, "factors")?
-            .iter()
-            .enumerate()
-            .map(|(i, f)| parse_factor(r, f, &index("factors", i)))
-            .collect::<Result<Vec<_>>>()?,
-    };
-    let free_blocks = match map.get("free_blocks") {
-        None => FreeBlocksSpec::Auto,
-        Some(Value::String(s)) if s == "auto" => FreeBlocksSpec::Auto,
-        Some(Value::String(s)) => {
-            return Err(r.err(
-                "free_blocks",
-                format!("unknown value {s:?}; expected \"auto\" or a list of superblocks"),
-            ));
-        }
-        Some(v) => FreeBlocksSpec::Explicit(
-            r.list(v, "free_blocks")?
-                .iter()
-                .enumerate()
-                .map(|(i, sb)| parse_superblock(r, sb, &index("free_blocks", i)))
-                .collect::<Result<Vec<_>>>()?,
-        ),
-    };
-    let clamped_blocks = match map.get("clamped_blocks") {
-        None => Vec::new(),
-        Some(v) => r.id_lists(v, "clamped_blocks")?,
-    };
-    let clamped_values = match map.get("clamped_values") {
-        None => Vec::new(),
-        Some(v) => r
-            .list(v, "clamped_values")?
-            .iter()
-            .enumerate()
-            .map(|(i, vals)| {
-                let path = index("clamped_values", i);
-                r.list(vals, &path)?
-                    .iter()
-                    .enumerate()
-                    .map(|(j, x)| {
-                        r.i64(
-                            x,
-                            &index(&path, j),
-                            "an integer (a spin as -1 or +1, a category as 0..K-1)",
-                        )
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .collect::<Result<Vec<_>>>()?,
-    };
-    Ok(ModelFile {
-        description,
-        kinds,
-        nodes,
-        factors,
-        free_blocks,
-        clamped_blocks,
-        clamped_values,
-    })
-}
-
-fn parse_kind(r: &Reader<'_>, v: &Value, path: &str) -> Result<KindSpec> {
-    let map = r.object(v, path, &["type", "categories"])?;
-    let type_path = join(path, "type");
-    match r.string(r.required(map, path, "type")?, &type_path)? {
-        "spin" => {
-            r.object(v, path, &["type"])?;
-            Ok(KindSpec::Spin)
-        }
-        "categorical" => {
-            let k_path = join(path, "categories");
-            let categories = r.usize(
-                r.required(map, path, "categories")?,
-                &k_path,
-                "a number of categories (an integer from 1 to 256)",
-            )?;
-            Ok(KindSpec::Categorical { categories })
-        }
-        other => Err(r.err(
-            &type_path,
-            format!("unknown kind type {other:?}; expected \"spin\" or \"categorical\""),
-        )),
-    }
-}
-
-/// A rank-1 tensor as a list.
-fn parse_vector(r: &Reader<'_>, v: &Value, path: &str) -> Result<Vec<f64>> {
-    let (shape, data) = r.tensor(v, path)?;
-    if shape.len() != 1 {
-        return Err(r.err(
-            path,
-            format!("expected a list of numbers (rank 1), found a tensor of shape {shape:?}"),
-        ));
-    }
-    Ok(data)
-}
-
-fn parse_factor(r: &Reader<'_>, v: &Value, path: &str) -> Result<FactorSpec> {
-    let Value::Object(map) = v else {
-        return Err(r.err(
-            path,
-            format!(
-                "expected a factor object, found {}",
-                crate::io::json::describe(v)
-            ),
-        ));
-    };
-    let type_path = join(path, "type");
-    let ty = r.string(r.required(map, path, "type")?, &type_path)?;
-    let field = |key: &str| join(path, key);
-    let square = |map: &serde_json::Map<String, Value>| -> Result<bool> {
-        map.get("square")
-            .map_or(Ok(false), |s| r.boolean(s, &field("square")))
-    };
-    match ty {
-        "ising" => {
-            let map = r.object(
-                v,
-                path,
-                &["type", "nodes", "biases", "edges", "weights", "beta", "square"],
-            )?;
-            square(map)?;
-            let nodes = r.ids(r.required(map, path, "nodes")?, &field("nodes"))?;
-            let biases = parse_vector(r, r.required(map, path, "biases")?, &field("biases"))?;
-            let edges = match map.get("edges") {
-                None => Vec::new(),
-                Some(e) => {
-                    let edges_path = field("edges");
-                    r.id_lists(e, &edges_path)?
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, pair)| match pair.as_slice() {
-                            &[a, b] => Ok([a, b]),
-                            _ => Err(r.err(
-                                &index(&edges_path, i),
-                                format!(
-                                    "an edge is a pair of node ids, found {} ids",
-                                    pair.len()
-                                ),
-                            )),
-                        })
-                        .collect::<Result<Vec<_>>>()?
-                }
-            };
-            let weights = match map.get("weights") {
-                None => Vec::new(),
-                Some(w) => parse_vector(r, w, &field("weights"))?,
-            };
-            let beta = map
-                .get("beta")
-                .map_or(Ok(1.0), |b| r.f64(b, &field("beta")))?;
-            Ok(FactorSpec::Ising(IsingFactorSpec {
-                nodes,
-                biases,
-                edges,
-                weights,
-                beta,
-            }))
-        }
-        "spin" => {
-            let map = r.object(v, path, &["type", "groups", "weights", "square"])?;
-            square(map)?;
-            Ok(FactorSpec::Spin(SpinFactorSpec {
-                groups: r.id_lists(r.required(map, path, "groups")?, &field("groups"))?,
-                weights: parse_vector(r, r.required(map, path, "weights")?, &field("weights"))?,
-            }))
-        }
-        "categorical" => {
-            let map = r.object(v, path, &["type", "groups", "weights", "square"])?;
-            let (shape, data) = r.tensor(r.required(map, path, "weights")?, &field("weights"))?;
-            Ok(FactorSpec::Categorical(CategoricalFactorSpec {
-                groups: r.id_lists(r.required(map, path, "groups")?, &field("groups"))?,
-                weights: TensorSpec { shape, data },
-                square: square(map)?,
-            }))
-        }
-        "discrete" => {
-            let map = r.object(
-                v,
-                path,
-                &[
-                    "type",
-                    "spin_groups",
-                    "categorical_groups",
-                    "weights",
-                    "square",
-                ],
-            )?;
-            let groups = |key: &str| -> Result<Vec<Vec<usize>>> {
-                map.get(key)
-                    .map_or(Ok(Vec::new()), |g| r.id_lists(g, &field(key)))
-            };
-            let (shape, data) = r.tensor(r.required(map, path, "weights")?, &field("weights"))?;
-            Ok(FactorSpec::Discrete(DiscreteFactorSpec {
-                spin_groups: groups("spin_groups")?,
-                categorical_groups: groups("categorical_groups")?,
-                weights: TensorSpec { shape, data },
-                square: square(map)?,
-            }))
-        }
-        other => Err(r.err(
-            &type_path,
-            format!(
-                "unknown factor type {other:?}; expected \"ising\", \"spin\", \"categorical\" or \"discrete\""
-            ),
-        )),
-    }
-}
-
-fn parse_superblock(r: &Reader<'_>, v: &Value, path: &str) -> Result<SuperBlockSpec> {
-    let items = r.list(v, path)?;
-    if items.iter().all(Value::is_array) && !items.is_empty() {
-        Ok(SuperBlockSpec::Blocks(r.id_lists(v, path)?))
-    } else if items.iter().any(Value::is_array) {
-        Err(r.err(
-            path,
-            "mixes node ids and lists; a superblock is either a block (a list of node ids) or a list of blocks",
-        ))
-    } else {
-        Ok(SuperBlockSpec::Block(r.ids(v, path)?))
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The compiled model
-// ---------------------------------------------------------------------------------------
 
 /// A node kind of a compiled [`Model`]: its name, type and nodes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -950,8 +391,52 @@ impl Model {
     /// values of the wrong count or out of range.
     pub fn new(file: ModelFile, source: impl AsRef<Path>) -> Result<Model> {
         let source = source.as_ref().to_path_buf();
-        let r = Reader::new(&source);
+        let v = Validator::new(Reader::new(&source), &file)?;
+        let (factors, cliques) = v.factors()?;
+        let (clamped_in, clamped_values) = v.clamped()?;
+        let free: Vec<Vec<Vec<usize>>> = match &v.file.free_blocks {
+            FreeBlocksSpec::Auto => v.auto_blocks(&clamped_in, &cliques)?,
+            FreeBlocksSpec::Explicit(superblocks) => {
+                v.explicit_blocks(superblocks, &clamped_in, &cliques)?
+            }
+        };
 
+        let Validator {
+            r,
+            kinds,
+            node_kinds,
+            nodes,
+            ..
+        } = v;
+        let ids = nodes.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+        let program = compile_program(
+            &kinds,
+            &node_kinds,
+            &nodes,
+            &factors,
+            &free,
+            &file.clamped_blocks,
+        )
+        .map_err(|e| translate_library_error(&r, e, &ids))?;
+        Ok(Model {
+            clamped: file.clamped_blocks.clone(),
+            source,
+            file,
+            kinds,
+            node_kinds,
+            nodes,
+            ids,
+            factors,
+            free,
+            clamped_values,
+            program,
+        })
+    }
+}
+
+impl<'a> Validator<'a> {
+    /// Check kinds and nodes, and create the library nodes.
+    fn new(r: Reader<'a>, file: &'a ModelFile) -> Result<Validator<'a>> {
         // Kinds.
         let mut kinds = Vec::new();
         let mut kind_index = HashMap::new();
@@ -1015,28 +500,32 @@ impl Model {
             .iter()
             .map(|&k| Node::new(kinds[k].spec.node_kind()))
             .collect();
-        let v = Validator {
+        Ok(Validator {
             r,
-            file: &file,
+            file,
             kinds,
             node_kinds,
             nodes,
-        };
+        })
+    }
 
-        // Factors, and the node sets of their instances (for blocks and colouring).
+    /// Check and compile the factors. Also returns the node set of every factor instance
+    /// with its factor index, for blocking and colouring.
+    #[allow(clippy::type_complexity)]
+    fn factors(&self) -> Result<(Vec<Arc<dyn EBMFactor>>, Vec<(usize, Vec<usize>)>)> {
         let mut factors: Vec<Arc<dyn EBMFactor>> = Vec::new();
         let mut cliques: Vec<(usize, Vec<usize>)> = Vec::new();
-        for (fi, spec) in v.file.factors.iter().enumerate() {
+        for (fi, spec) in self.file.factors.iter().enumerate() {
             let path = index("factors", fi);
-            let lib = |e: Error| v.r.err(&path, e.to_string());
+            let lib = |e: Error| self.r.err(&path, e.to_string());
             match spec {
                 FactorSpec::Ising(f) => {
                     let f_path = |k: &str| join(&path, k);
                     for (j, &id) in f.nodes.iter().enumerate() {
-                        v.check_node(id, &index(&f_path("nodes"), j), Some(Want::Spin))?;
+                        self.check_node(id, &index(&f_path("nodes"), j), Some(Want::Spin))?;
                     }
                     if f.biases.len() != f.nodes.len() {
-                        return Err(v.r.err(
+                        return Err(self.r.err(
                             &f_path("biases"),
                             format!(
                                 "has {} but nodes has {}; one bias per node",
@@ -1047,14 +536,16 @@ impl Model {
                     }
                     for (j, &[a, b]) in f.edges.iter().enumerate() {
                         let e_path = index(&f_path("edges"), j);
-                        v.check_node(a, &index(&e_path, 0), Some(Want::Spin))?;
-                        v.check_node(b, &index(&e_path, 1), Some(Want::Spin))?;
+                        self.check_node(a, &index(&e_path, 0), Some(Want::Spin))?;
+                        self.check_node(b, &index(&e_path, 1), Some(Want::Spin))?;
                         if a == b {
-                            return Err(v.r.err(&e_path, format!("edge joins node {a} to itself")));
+                            return Err(self
+                                .r
+                                .err(&e_path, format!("edge joins node {a} to itself")));
                         }
                     }
                     if f.weights.len() != f.edges.len() {
-                        return Err(v.r.err(
+                        return Err(self.r.err(
                             &f_path("weights"),
                             format!(
                                 "has {} but edges has {}; one weight per edge",
@@ -1064,12 +555,12 @@ impl Model {
                         ));
                     }
                     if !f.beta.is_finite() {
-                        return Err(v.r.err(&f_path("beta"), "beta must be finite"));
+                        return Err(self.r.err(&f_path("beta"), "beta must be finite"));
                     }
-                    let biases = to_f32(&v.r, &f_path("biases"), &f.biases, f.beta)?;
-                    let weights = to_f32(&v.r, &f_path("weights"), &f.weights, f.beta)?;
+                    let biases = to_f32(&self.r, &f_path("biases"), &f.biases, f.beta)?;
+                    let weights = to_f32(&self.r, &f_path("weights"), &f.weights, f.beta)?;
                     if !f.nodes.is_empty() {
-                        let group = v.block(&f.nodes, NodeKind::SPIN).map_err(lib)?;
+                        let group = self.block(&f.nodes, NodeKind::SPIN).map_err(lib)?;
                         let w = Array1::from(biases).into_dyn();
                         factors.push(Arc::new(SpinEBMFactor::new(vec![group], w).map_err(lib)?));
                     }
@@ -1077,8 +568,8 @@ impl Model {
                         let heads: Vec<usize> = f.edges.iter().map(|e| e[0]).collect();
                         let tails: Vec<usize> = f.edges.iter().map(|e| e[1]).collect();
                         let groups = vec![
-                            v.block(&heads, NodeKind::SPIN).map_err(lib)?,
-                            v.block(&tails, NodeKind::SPIN).map_err(lib)?,
+                            self.block(&heads, NodeKind::SPIN).map_err(lib)?,
+                            self.block(&tails, NodeKind::SPIN).map_err(lib)?,
                         ];
                         let w = Array1::from(weights).into_dyn();
                         factors.push(Arc::new(SpinEBMFactor::new(groups, w).map_err(lib)?));
@@ -1093,10 +584,10 @@ impl Model {
                         .enumerate()
                         .map(|(k, g)| (index(&g_path, k), g.as_slice(), Want::Spin))
                         .collect();
-                    let batch = v.check_groups(&path, &groups)?;
+                    let batch = self.check_groups(&path, &groups)?;
                     let w_path = join(&path, "weights");
                     if f.weights.len() != batch {
-                        return Err(v.r.err(
+                        return Err(self.r.err(
                             &w_path,
                             format!(
                                 "has {}, expected {batch} (one per factor instance)",
@@ -1104,12 +595,12 @@ impl Model {
                             ),
                         ));
                     }
-                    let w = to_f32(&v.r, &w_path, &f.weights, 1.0)?;
+                    let w = to_f32(&self.r, &w_path, &f.weights, 1.0)?;
                     if batch > 0 {
                         let blocks = f
                             .groups
                             .iter()
-                            .map(|g| v.block(g, NodeKind::SPIN))
+                            .map(|g| self.block(g, NodeKind::SPIN))
                             .collect::<Result<Vec<_>>>()
                             .map_err(lib)?;
                         let w = Array1::from(w).into_dyn();
@@ -1125,17 +616,17 @@ impl Model {
                         .enumerate()
                         .map(|(k, g)| (index(&g_path, k), g.as_slice(), Want::Categorical))
                         .collect();
-                    let batch = v.check_groups(&path, &groups)?;
+                    let batch = self.check_groups(&path, &groups)?;
                     let w_path = join(&path, "weights");
                     let cats: Vec<(String, &[usize])> =
                         groups.iter().map(|(p, g, _)| (p.clone(), *g)).collect();
-                    v.check_category_axes(&w_path, &f.weights, batch, &cats, f.square)?;
-                    let w = tensor_f32(&v.r, &w_path, &f.weights)?;
+                    self.check_category_axes(&w_path, &f.weights, batch, &cats, f.square)?;
+                    let w = tensor_f32(&self.r, &w_path, &f.weights)?;
                     if batch > 0 {
                         let blocks = f
                             .groups
                             .iter()
-                            .map(|g| v.block(g, NodeKind::CATEGORICAL))
+                            .map(|g| self.block(g, NodeKind::CATEGORICAL))
                             .collect::<Result<Vec<_>>>()
                             .map_err(lib)?;
                         let factor: Arc<dyn EBMFactor> = if f.square {
@@ -1162,25 +653,25 @@ impl Model {
                             .enumerate()
                             .map(|(k, g)| (index(&c_path, k), g.as_slice(), Want::Categorical)),
                     );
-                    let batch = v.check_groups(&path, &groups)?;
+                    let batch = self.check_groups(&path, &groups)?;
                     let w_path = join(&path, "weights");
                     let cats: Vec<(String, &[usize])> = groups[f.spin_groups.len()..]
                         .iter()
                         .map(|(p, g, _)| (p.clone(), *g))
                         .collect();
-                    v.check_category_axes(&w_path, &f.weights, batch, &cats, f.square)?;
-                    let w = tensor_f32(&v.r, &w_path, &f.weights)?;
+                    self.check_category_axes(&w_path, &f.weights, batch, &cats, f.square)?;
+                    let w = tensor_f32(&self.r, &w_path, &f.weights)?;
                     if batch > 0 {
                         let spin = f
                             .spin_groups
                             .iter()
-                            .map(|g| v.block(g, NodeKind::SPIN))
+                            .map(|g| self.block(g, NodeKind::SPIN))
                             .collect::<Result<Vec<_>>>()
                             .map_err(lib)?;
                         let cat = f
                             .categorical_groups
                             .iter()
-                            .map(|g| v.block(g, NodeKind::CATEGORICAL))
+                            .map(|g| self.block(g, NodeKind::CATEGORICAL))
                             .collect::<Result<Vec<_>>>()
                             .map_err(lib)?;
                         let factor: Arc<dyn EBMFactor> = if f.square {
@@ -1200,37 +691,42 @@ impl Model {
                 }
             }
         }
+        Ok((factors, cliques))
+    }
 
-        // Clamped blocks and values.
-        let n = v.nodes.len();
+    /// Check the clamped blocks and values. Returns, per node, the clamped block holding it,
+    /// and the values of each clamped block (spins 1 = +1, 0 = −1; categories).
+    #[allow(clippy::type_complexity)]
+    fn clamped(&self) -> Result<(Vec<Option<usize>>, Vec<Vec<usize>>)> {
+        let n = self.nodes.len();
         let mut clamped_in: Vec<Option<usize>> = vec![None; n];
-        if v.file.clamped_values.len() != v.file.clamped_blocks.len() {
-            return Err(v.r.err(
+        if self.file.clamped_values.len() != self.file.clamped_blocks.len() {
+            return Err(self.r.err(
                 "clamped_values",
                 format!(
                     "has {} but clamped_blocks has {}; give one list of values per clamped block",
-                    count(v.file.clamped_values.len(), "entry", "entries"),
-                    count(v.file.clamped_blocks.len(), "block", "blocks")
+                    count(self.file.clamped_values.len(), "entry", "entries"),
+                    count(self.file.clamped_blocks.len(), "block", "blocks")
                 ),
             ));
         }
-        let mut clamped_values = Vec::with_capacity(v.file.clamped_blocks.len());
-        for (bi, (block, values)) in v
+        let mut clamped_values = Vec::with_capacity(self.file.clamped_blocks.len());
+        for (bi, (block, values)) in self
             .file
             .clamped_blocks
             .iter()
-            .zip(&v.file.clamped_values)
+            .zip(&self.file.clamped_values)
             .enumerate()
         {
             let path = index("clamped_blocks", bi);
-            v.check_block(block, &path)?;
+            self.check_block(block, &path)?;
             for &id in block {
                 if let Some(prev) = clamped_in[id] {
-                    return Err(v.r.err(
+                    return Err(self.r.err(
                         &path,
                         format!(
                             "{} is already clamped in {}",
-                            v.node_label(id),
+                            self.node_label(id),
                             index("clamped_blocks", prev)
                         ),
                     ));
@@ -1239,7 +735,7 @@ impl Model {
             }
             let vpath = index("clamped_values", bi);
             if values.len() != block.len() {
-                return Err(v.r.err(
+                return Err(self.r.err(
                     &vpath,
                     format!(
                         "has {} but {path} has {}",
@@ -1250,7 +746,7 @@ impl Model {
             }
             let mut out = Vec::with_capacity(values.len());
             for (j, (&id, &x)) in block.iter().zip(values).enumerate() {
-                let value = match v.kind_of(id).spec {
+                let value = match self.kind_of(id).spec {
                     KindSpec::Spin => match x {
                         1 => Some(1),
                         -1 => Some(0),
@@ -1261,60 +757,25 @@ impl Model {
                     }
                 };
                 let Some(value) = value else {
-                    let allowed = match v.kind_of(id).spec {
+                    let allowed = match self.kind_of(id).spec {
                         KindSpec::Spin => "-1 or +1".to_owned(),
                         KindSpec::Categorical { categories } => {
                             format!("a category from 0 to {}", categories - 1)
                         }
                     };
-                    return Err(v.r.err(
+                    return Err(self.r.err(
                         &index(&vpath, j),
-                        format!("{} is clamped to {x}; expected {allowed}", v.node_label(id)),
+                        format!(
+                            "{} is clamped to {x}; expected {allowed}",
+                            self.node_label(id)
+                        ),
                     ));
                 };
                 out.push(value);
             }
             clamped_values.push(out);
         }
-
-        // Free superblocks.
-        let free: Vec<Vec<Vec<usize>>> = match &v.file.free_blocks {
-            FreeBlocksSpec::Auto => v.auto_blocks(&clamped_in, &cliques)?,
-            FreeBlocksSpec::Explicit(superblocks) => {
-                v.explicit_blocks(superblocks, &clamped_in, &cliques)?
-            }
-        };
-
-        let Validator {
-            r,
-            kinds,
-            node_kinds,
-            nodes,
-            ..
-        } = v;
-        let ids = nodes.iter().enumerate().map(|(i, &n)| (n, i)).collect();
-        let program = compile_program(
-            &kinds,
-            &node_kinds,
-            &nodes,
-            &factors,
-            &free,
-            &file.clamped_blocks,
-        )
-        .map_err(|e| translate_library_error(&r, e, &ids))?;
-        Ok(Model {
-            clamped: file.clamped_blocks.clone(),
-            source,
-            file,
-            kinds,
-            node_kinds,
-            nodes,
-            ids,
-            factors,
-            free,
-            clamped_values,
-            program,
-        })
+        Ok((clamped_in, clamped_values))
     }
 }
 
@@ -1898,216 +1359,6 @@ impl Model {
             .flat_map(|(b, v)| b.iter().zip(v).map(|(&id, &x)| (var(id), x)))
             .collect();
         ExactDistribution::new(&self.ebm(), &free, &clamped)
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Samples
-// ---------------------------------------------------------------------------------------
-
-/// The samples of one kind: `[chains, samples, nodes]`, spins `bool` (`true` = +1),
-/// categoricals `u8`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct KindSamples {
-    /// The kind's name (the array's name in `samples.npz`).
-    pub kind: String,
-    /// The node id of each column, ascending.
-    pub node_ids: Vec<usize>,
-    /// The states, `[chains, samples, nodes]`.
-    pub states: Tensor,
-}
-
-/// The output of [`Model::sample`]: one array per kind with free nodes.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Samples {
-    /// Number of chains.
-    pub n_chains: usize,
-    /// Number of samples per chain.
-    pub n_samples: usize,
-    /// One entry per kind with free nodes, in kind-name order.
-    pub kinds: Vec<KindSamples>,
-}
-
-/// The file name of the sample arrays in an output directory.
-pub const SAMPLES_FILE: &str = "samples.npz";
-/// The file name of the column-to-node map in an output directory.
-pub const NODES_FILE: &str = "nodes.json";
-
-impl Samples {
-    /// Write `DIR/nodes.json` (kind name → node ids of its columns) and then
-    /// `DIR/samples.npz` (one array per kind), each atomically; creates `DIR` if needed.
-    /// Returns the path of `samples.npz`.
-    ///
-    /// # Errors
-    /// [`Error::Io`] or [`Error::Array`] naming the file.
-    pub fn write_dir(&self, dir: &Path) -> Result<PathBuf> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let nodes = dir.join(NODES_FILE);
-        let text = self.nodes_json();
-        write_atomic(&nodes, |f| {
-            use std::io::Write;
-            f.write_all(text.as_bytes()).map_err(|source| Error::Io {
-                path: nodes.clone(),
-                source,
-            })
-        })?;
-        let path = dir.join(SAMPLES_FILE);
-        let arrays: Vec<(&str, &Tensor)> = self
-            .kinds
-            .iter()
-            .map(|k| (k.kind.as_str(), &k.states))
-            .collect();
-        write_npz(&path, &arrays)?;
-        Ok(path)
-    }
-
-    /// The contents of `nodes.json`: `{"kind": [node ids], ...}`, pretty-printed.
-    #[must_use]
-    pub fn nodes_json(&self) -> String {
-        struct Nodes<'a>(&'a [KindSamples]);
-        impl Serialize for Nodes<'_> {
-            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-                let mut m = s.serialize_map(Some(self.0.len()))?;
-                for k in self.0 {
-                    m.serialize_entry(&k.kind, &k.node_ids)?;
-                }
-                m.end()
-            }
-        }
-        let mut text = serde_json::to_string_pretty(&Nodes(&self.kinds)).unwrap_or_default();
-        text.push('\n');
-        text
-    }
-
-    /// Read the output of [`Samples::write_dir`].
-    ///
-    /// # Errors
-    /// [`Error::Io`], [`Error::Array`], or [`Error::Model`] if `nodes.json` and
-    /// `samples.npz` disagree.
-    pub fn read_dir(dir: &Path) -> Result<Samples> {
-        let nodes_path = dir.join(NODES_FILE);
-        let text = std::fs::read_to_string(&nodes_path).map_err(|source| Error::Io {
-            path: nodes_path.clone(),
-            source,
-        })?;
-        let r = Reader::new(&nodes_path);
-        let value = parse_strict(&text, &nodes_path)?;
-        let map = r.object(&value, "", &[]).or_else(|e| match &value {
-            Value::Object(m) => Ok(m),
-            _ => Err(e),
-        })?;
-        let samples_path = dir.join(SAMPLES_FILE);
-        let mut arrays = read_npz(&samples_path)?;
-        let mut kinds = Vec::new();
-        let (mut n_chains, mut n_samples) = (0, 0);
-        for (name, ids) in map {
-            let node_ids = r.ids(ids, name)?;
-            let states = arrays.remove(name).ok_or_else(|| Error::Array {
-                path: samples_path.clone(),
-                message: format!("array `{name}` (listed in {NODES_FILE}) is missing"),
-            })?;
-            if states.ndim() != 3 || states.shape()[2] != node_ids.len() {
-                return Err(Error::Array {
-                    path: samples_path.clone(),
-                    message: format!(
-                        "array `{name}` has shape {:?}, expected [chains, samples, {}]",
-                        states.shape(),
-                        node_ids.len()
-                    ),
-                });
-            }
-            n_chains = states.shape()[0];
-            n_samples = states.shape()[1];
-            kinds.push(KindSamples {
-                kind: name.clone(),
-                node_ids,
-                states,
-            });
-        }
-        if let Some(extra) = arrays.keys().next() {
-            return Err(Error::Array {
-                path: samples_path,
-                message: format!("array `{extra}` is not listed in {NODES_FILE}"),
-            });
-        }
-        Ok(Samples {
-            n_chains,
-            n_samples,
-            kinds,
-        })
-    }
-
-    /// The sampled values per draw: `values[d][v]` for draw `d` (chain-major: chain 0's
-    /// samples first) and sampled node `v` in ascending node id, with spins as 1 (+1) / 0
-    /// (−1) and categoricals as their category. This is the order of
-    /// [`Model::exact_distribution`]'s variables.
-    #[must_use]
-    pub fn values(&self) -> Vec<Vec<usize>> {
-        let mut columns: Vec<(usize, usize, usize)> = self
-            .kinds
-            .iter()
-            .enumerate()
-            .flat_map(|(k, ks)| {
-                ks.node_ids
-                    .iter()
-                    .enumerate()
-                    .map(move |(j, &id)| (id, k, j))
-            })
-            .collect();
-        columns.sort_unstable();
-        let value = |t: &Tensor, c: usize, s: usize, j: usize| -> usize {
-            match t {
-                Tensor::Bool(a) => usize::from(a[[c, s, j]]),
-                Tensor::U8(a) => usize::from(a[[c, s, j]]),
-                _ => 0,
-            }
-        };
-        let mut out = Vec::with_capacity(self.n_chains * self.n_samples);
-        for c in 0..self.n_chains {
-            for s in 0..self.n_samples {
-                out.push(
-                    columns
-                        .iter()
-                        .map(|&(_, k, j)| value(&self.kinds[k].states, c, s, j))
-                        .collect(),
-                );
-            }
-        }
-        out
-    }
-
-    /// Mean of each sampled node over all chains and samples, spins as ±1 and categoricals
-    /// as their category; per kind, columns as in [`KindSamples::node_ids`].
-    #[must_use]
-    pub fn means(&self) -> Vec<(String, Vec<f64>)> {
-        self.kinds
-            .iter()
-            .map(|k| {
-                let n = k.node_ids.len();
-                let mut sums = vec![0.0; n];
-                let draws = (self.n_chains * self.n_samples).max(1) as f64;
-                match &k.states {
-                    Tensor::Bool(a) => {
-                        for (idx, &v) in a.indexed_iter() {
-                            sums[idx[2]] += if v { 1.0 } else { -1.0 };
-                        }
-                    }
-                    Tensor::U8(a) => {
-                        for (idx, &v) in a.indexed_iter() {
-                            sums[idx[2]] += f64::from(v);
-                        }
-                    }
-                    _ => {}
-                }
-                (
-                    k.kind.clone(),
-                    sums.into_iter().map(|s| s / draws).collect(),
-                )
-            })
-            .collect()
     }
 }
 

@@ -215,7 +215,20 @@ fn strip_prefix(message: &str) -> String {
         .to_owned()
 }
 
-fn write_tensor_npy<W: Write>(t: &Tensor, w: W) -> std::result::Result<(), String> {
+/// A write error: [`Error::Io`] if an I/O error caused it (disk full, permissions), else
+/// [`Error::Array`].
+fn write_error(path: &Path, context: &str, e: &(dyn std::error::Error + 'static)) -> Error {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return io_error(path, std::io::Error::new(io.kind(), io.to_string()));
+        }
+        cause = c.source();
+    }
+    array_error(path, format!("{context}{e}"))
+}
+
+fn write_tensor_npy<W: Write>(path: &Path, t: &Tensor, w: W) -> Result<()> {
     let r = match t {
         Tensor::Bool(a) => a.write_npy(w),
         Tensor::U8(a) => a.write_npy(w),
@@ -223,14 +236,15 @@ fn write_tensor_npy<W: Write>(t: &Tensor, w: W) -> std::result::Result<(), Strin
         Tensor::F32(a) => a.write_npy(w),
         Tensor::F64(a) => a.write_npy(w),
     };
-    r.map_err(|e| e.to_string())
+    r.map_err(|e| write_error(path, "", &e))
 }
 
 fn add_to_npz<W: Write + Seek>(
+    path: &Path,
     npz: &mut NpzWriter<W>,
     name: &str,
     t: &Tensor,
-) -> std::result::Result<(), String> {
+) -> Result<()> {
     let r = match t {
         Tensor::Bool(a) => npz.add_array(name, a),
         Tensor::U8(a) => npz.add_array(name, a),
@@ -238,7 +252,7 @@ fn add_to_npz<W: Write + Seek>(
         Tensor::F32(a) => npz.add_array(name, a),
         Tensor::F64(a) => npz.add_array(name, a),
     };
-    r.map_err(|e| e.to_string())
+    r.map_err(|e| write_error(path, &format!("array `{name}`: "), &e))
 }
 
 /// Write `t` to a `.npy` file, atomically.
@@ -248,7 +262,7 @@ fn add_to_npz<W: Write + Seek>(
 pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
     write_atomic(path, |file| {
         let mut w = BufWriter::new(file);
-        write_tensor_npy(t, &mut w).map_err(|m| array_error(path, m))?;
+        write_tensor_npy(path, t, &mut w)?;
         w.flush().map_err(|e| io_error(path, e))
     })
 }
@@ -273,10 +287,9 @@ pub fn write_npz(path: &Path, arrays: &[(&str, &Tensor)]) -> Result<()> {
     write_atomic(path, |file| {
         let mut npz = NpzWriter::new(BufWriter::new(file));
         for (name, t) in arrays {
-            add_to_npz(&mut npz, name, t)
-                .map_err(|m| array_error(path, format!("array `{name}`: {m}")))?;
+            add_to_npz(path, &mut npz, name, t)?;
         }
-        let mut w = npz.finish().map_err(|e| array_error(path, e.to_string()))?;
+        let mut w = npz.finish().map_err(|e| write_error(path, "", &e))?;
         w.flush().map_err(|e| io_error(path, e))
     })
 }

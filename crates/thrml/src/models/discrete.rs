@@ -586,12 +586,14 @@ fn check_discrete(
 }
 
 /// Gathers tail values of one discrete interaction for every chain and entry.
+///
+/// Each tail is flattened to `(states of its slot, slot size, position per entry)` once per
+/// call, so the per-entry work is a few indexed loads.
 struct DiscreteGather<'a> {
-    bi: &'a BlockInteraction,
-    spins: Vec<&'a [bool]>,
-    cats: Vec<&'a [u8]>,
-    cat_strides: Vec<usize>,
-    cat_sizes: Vec<usize>,
+    rows: &'a [usize],
+    spins: Vec<(&'a [bool], usize, &'a [usize])>,
+    /// `(states, slot size, positions, weight stride, number of categories)`.
+    cats: Vec<(&'a [u8], usize, &'a [usize], usize, usize)>,
     weights: &'a [f32],
     row_stride: usize,
 }
@@ -604,55 +606,59 @@ impl<'a> DiscreteGather<'a> {
         head_axes: usize,
     ) -> Self {
         let tails = bi.tails();
-        let spins = tails[..d.n_spin]
-            .iter()
-            .map(|t| inputs.leaf::<bool>(t.slot, 0))
-            .collect();
-        let cats = tails[d.n_spin..]
-            .iter()
-            .map(|t| inputs.leaf::<u8>(t.slot, 0))
-            .collect();
         let strides: Vec<usize> = d
             .weights
             .strides()
             .iter()
             .map(|&s| s.unsigned_abs())
             .collect();
+        let spins = tails[..d.n_spin]
+            .iter()
+            .map(|t| {
+                (
+                    inputs.leaf::<bool>(t.slot, 0),
+                    t.slot_size,
+                    t.positions.as_slice(),
+                )
+            })
+            .collect();
+        let cats = tails[d.n_spin..]
+            .iter()
+            .enumerate()
+            .map(|(k, t)| {
+                let axis = 1 + head_axes + k;
+                (
+                    inputs.leaf::<u8>(t.slot, 0),
+                    t.slot_size,
+                    t.positions.as_slice(),
+                    strides[axis],
+                    d.weights.shape()[axis],
+                )
+            })
+            .collect();
         DiscreteGather {
-            bi,
+            rows: bi.rows(),
             spins,
             cats,
-            cat_strides: strides[1 + head_axes..].to_vec(),
-            cat_sizes: d.weights.shape()[1 + head_axes..].to_vec(),
             weights: d.weights.as_slice().expect("standard layout"),
             row_stride: strides[0],
         }
     }
 
     /// `(Π spins, flat weight index without the head axis)` for chain `c`, entry `e`.
-    #[inline]
+    #[inline(always)]
     fn entry(&self, c: usize, e: usize) -> (f32, usize) {
-        let tails = self.bi.tails();
-        let mut sign = 1.0f32;
-        for (t, s) in self.spins.iter().enumerate() {
-            let loc = &tails[t];
-            if !s[c * loc.slot_size + loc.positions[e]] {
-                sign = -sign;
-            }
+        let mut negative = false;
+        for &(states, size, positions) in &self.spins {
+            negative ^= !states[c * size + positions[e]];
         }
-        let n_spin = self.spins.len();
-        let mut idx = self.bi.row(e) * self.row_stride;
-        for (k, s) in self.cats.iter().enumerate() {
-            let loc = &tails[n_spin + k];
-            let v = usize::from(s[c * loc.slot_size + loc.positions[e]]);
-            assert!(
-                v < self.cat_sizes[k],
-                "categorical state {v} out of range 0..{}",
-                self.cat_sizes[k]
-            );
-            idx += v * self.cat_strides[k];
+        let mut idx = self.rows[e] * self.row_stride;
+        for &(states, size, positions, stride, n) in &self.cats {
+            let v = usize::from(states[c * size + positions[e]]);
+            assert!(v < n, "categorical state {v} out of range 0..{n}");
+            idx += v * stride;
         }
-        (sign, idx)
+        (if negative { -1.0 } else { 1.0 }, idx)
     }
 }
 
@@ -695,14 +701,14 @@ impl SpinGibbsConditional {
             return false;
         };
         let g = DiscreteGather::new(bi, d, inputs, 0);
-        for c in 0..inputs.n_chains {
-            for j in 0..inputs.n_nodes() {
-                let mut field = 0.0f32;
+        for (c, mut row) in gamma.rows_mut().into_iter().enumerate() {
+            for (j, field) in row.iter_mut().enumerate() {
+                let mut sum = 0.0f32;
                 for e in bi.entries(j) {
                     let (sign, idx) = g.entry(c, e);
-                    field += sign * g.weights[idx];
+                    sum += sign * g.weights[idx];
                 }
-                gamma[[c, j]] += field;
+                *field += sum;
             }
         }
         true

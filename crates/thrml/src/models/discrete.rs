@@ -585,6 +585,16 @@ fn check_discrete(
     }
 }
 
+/// A categorical tail: its slot's states, slot size, position per entry, and the weight
+/// axis it indexes (stride, number of categories).
+struct CatTail<'a> {
+    states: &'a [u8],
+    slot_size: usize,
+    positions: &'a [usize],
+    stride: usize,
+    n: usize,
+}
+
 /// Gathers tail values of one discrete interaction for every chain and entry.
 ///
 /// Each tail is flattened to `(states of its slot, slot size, position per entry)` once per
@@ -592,8 +602,7 @@ fn check_discrete(
 struct DiscreteGather<'a> {
     rows: &'a [usize],
     spins: Vec<(&'a [bool], usize, &'a [usize])>,
-    /// `(states, slot size, positions, weight stride, number of categories)`.
-    cats: Vec<(&'a [u8], usize, &'a [usize], usize, usize)>,
+    cats: Vec<CatTail<'a>>,
     weights: &'a [f32],
     row_stride: usize,
 }
@@ -627,13 +636,13 @@ impl<'a> DiscreteGather<'a> {
             .enumerate()
             .map(|(k, t)| {
                 let axis = 1 + head_axes + k;
-                (
-                    inputs.leaf::<u8>(t.slot, 0),
-                    t.slot_size,
-                    t.positions.as_slice(),
-                    strides[axis],
-                    d.weights.shape()[axis],
-                )
+                CatTail {
+                    states: inputs.leaf::<u8>(t.slot, 0),
+                    slot_size: t.slot_size,
+                    positions: t.positions.as_slice(),
+                    stride: strides[axis],
+                    n: d.weights.shape()[axis],
+                }
             })
             .collect();
         DiscreteGather {
@@ -653,10 +662,10 @@ impl<'a> DiscreteGather<'a> {
             negative ^= !states[c * size + positions[e]];
         }
         let mut idx = self.rows[e] * self.row_stride;
-        for &(states, size, positions, stride, n) in &self.cats {
-            let v = usize::from(states[c * size + positions[e]]);
-            assert!(v < n, "categorical state {v} out of range 0..{n}");
-            idx += v * stride;
+        for t in &self.cats {
+            let v = usize::from(t.states[c * t.slot_size + t.positions[e]]);
+            assert!(v < t.n, "categorical state {v} out of range 0..{}", t.n);
+            idx += v * t.stride;
         }
         (if negative { -1.0 } else { 1.0 }, idx)
     }

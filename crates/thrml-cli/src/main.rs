@@ -4,12 +4,14 @@
 //! thrml sample MODEL.json --chains N --warmup W --samples S --steps-per-sample K --seed X --out DIR
 //! thrml energy MODEL.json --states STATES.npz --out ENERGIES.npy
 //! thrml demo
+//! thrml bench [--workload NAME,...] [--chains 1,16,256] [--sweeps N] [--repeats R] [--json]
 //! ```
 //!
 //! The model format is documented in `docs/model-format.md`, the commands in `docs/cli.md`.
 //! On failure every command prints one line, `error: …`, to stderr and exits with 1 (a file
 //! could not be read or written) or 2 (invalid arguments or invalid file contents).
 
+mod bench;
 mod demo;
 
 use std::path::{Path, PathBuf};
@@ -60,6 +62,16 @@ enum Command {
     /// run length and time, and summary statistics of the samples (magnetisation,
     /// correlations, category occupation, energy).
     Demo(demo::DemoArgs),
+    /// Measure sampling speed on standard workloads (flips/ns, wall time, chains, SIMD level).
+    ///
+    /// Workloads: Ising models with N(0,1) weights and biases (β = 1, DSATUR colour blocks)
+    /// on D-Wave's Pegasus P(14) and P(16), Zephyr Z(12,4) and Chimera C(16) graphs, read
+    /// from DATA/topologies/; a 5-state Potts model on a 256×256 periodic grid
+    /// (checkerboard blocks); and a mixed model, a 128×128 periodic spin grid coupled to a
+    /// 64×64 grid of 4-state categoricals. A flip is one node update in one chain. Each
+    /// point runs once untimed, then REPEATS times; the median is reported. The engine is
+    /// the generic path on one thread.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +211,7 @@ fn main() -> ExitCode {
         Command::Sample(args) => sample(&args),
         Command::Energy(args) => energy(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

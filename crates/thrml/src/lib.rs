@@ -82,6 +82,7 @@ pub mod factor;
 pub mod graph;
 pub mod interaction;
 pub mod io;
+pub mod kernels;
 pub mod models;
 pub mod observer;
 pub mod pgm;

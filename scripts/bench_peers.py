@@ -346,8 +346,9 @@ def main() -> None:
                         and time.perf_counter() - t0 + 3 * t_run < args.max_seconds / 2):
                     peer.warm(chains, 2 * sweeps)
                     t_two = statistics.median(measure(run, 2 * sweeps, 1))
-                    if t_two > t_run:
-                        per_sweep = (t_two - t_run) / sweeps
+                    # A load spike during the first run can make the difference tiny;
+                    # never trust less than half the plain per-sweep time.
+                    per_sweep = max((t_two - t_run) / sweeps, 0.5 * t_two / (2 * sweeps))
                 sweeps = pick_sweeps(args, per_sweep)
             calib = sweeps if args.sweeps else None
             est = per_sweep * sweeps * (args.repeats + 1)

@@ -14,7 +14,10 @@
 //! reported as `setup`; it is not subtracted.
 //!
 //! A *flip* is one node update in one chain, so a run does `nodes × chains × sweeps` flips.
-//! The engine is the library's generic block Gibbs path and runs on one thread.
+//! The engine is the library's fused SIMD path (`--engine fused`, the default: what
+//! `sample_with_observation` runs for these built-in models) or its generic per-block path
+//! (`--engine generic`), on each thread count of `--threads`. The samples do not depend on
+//! the thread count.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -42,12 +45,10 @@ use thrml::{
 
 use crate::{Failure, usage};
 
-/// Threads the engine uses. The generic path is single-threaded.
-const THREADS: usize = 1;
 /// With no `--sweeps`, each run does about this many flips (at least [`AUTO_MIN_SWEEPS`]).
-const AUTO_FLIPS: f64 = 5e6;
+const AUTO_FLIPS: f64 = 2e8;
 /// With no `--sweeps`, at least this many sweeps, so that the call's set-up stays small.
-const AUTO_MIN_SWEEPS: usize = 2;
+const AUTO_MIN_SWEEPS: usize = 10;
 /// With no `--sweeps`, at most this many sweeps.
 const AUTO_MAX_SWEEPS: usize = 10_000;
 /// Side of the Potts grid.
@@ -123,7 +124,7 @@ pub(crate) struct BenchArgs {
         default_value = "1,16,256"
     )]
     chains: Vec<usize>,
-    /// Sweeps per timed run. Default: enough for about 5·10⁶ flips, at least 2.
+    /// Sweeps per timed run. Default: enough for about 2·10⁸ flips, at least 10.
     #[arg(long, value_name = "N")]
     sweeps: Option<usize>,
     /// Timed runs per point (after one untimed warmup run); the median is reported.
@@ -136,9 +137,33 @@ pub(crate) struct BenchArgs {
     /// the current directory, else the one beside the repository this binary was built from.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Thread counts to run, comma-separated. Default: the number of logical CPUs.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    threads: Vec<usize>,
+    /// The engine: the fused SIMD kernels or the generic per-block path.
+    #[arg(long, value_enum, default_value_t = Engine::Fused)]
+    engine: Engine,
     /// Print one JSON document instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// Which sampling path to time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Engine {
+    /// The fused SIMD kernels (the default path of the library for built-in models).
+    Fused,
+    /// The generic path: every block calls its sampler.
+    Generic,
+}
+
+impl Engine {
+    fn name(self) -> &'static str {
+        match self {
+            Engine::Fused => "fused",
+            Engine::Generic => "generic",
+        }
+    }
 }
 
 /// The SIMD level of this CPU, detected at run time: a fact about the machine, printed so
@@ -193,9 +218,9 @@ struct Built {
     /// Colours (sequential superblocks per sweep).
     colours: usize,
     /// The compiled program (an `IsingSamplingProgram` or a `FactorSamplingProgram`).
-    program: Box<dyn Deref<Target = BlockSamplingProgram>>,
+    program: Box<dyn Deref<Target = BlockSamplingProgram> + Send + Sync>,
     /// Initial states for a number of chains.
-    init: Box<dyn Fn(usize) -> Vec<State>>,
+    init: Box<dyn Fn(usize) -> Vec<State> + Send + Sync>,
     /// Build phases in order, seconds: (name, time).
     phases: Vec<(&'static str, f64)>,
     /// Program compile times of every repeat, seconds.
@@ -632,6 +657,9 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
     if args.chains.contains(&0) {
         return Err(usage("--chains must be at least 1"));
     }
+    if args.threads.contains(&0) {
+        return Err(usage("--threads must be at least 1"));
+    }
     if args.sweeps == Some(0) {
         return Err(usage("--sweeps must be at least 1"));
     }
@@ -663,9 +691,15 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
     let simd = simd_level();
     let cpu = cpu_model();
     let logical = std::thread::available_parallelism().map_or(1, usize::from);
+    let thread_counts = if args.threads.is_empty() {
+        vec![logical]
+    } else {
+        args.threads.clone()
+    };
+    let engine = args.engine.name();
     if !args.json {
         out(&format!(
-            "# thrml bench {}: generic block Gibbs path, single-threaded (threads = {THREADS}); \
+            "# thrml bench {}: {engine} engine, threads {thread_counts:?}; \
              cpu: {}, {logical} logical CPUs, SIMD level {simd}",
             env!("CARGO_PKG_VERSION"),
             cpu.as_deref().unwrap_or("unknown")
@@ -680,6 +714,9 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
     let mut header_done = false;
     for &w in &workloads {
         let built = build(w, &dir, args.seed, args.repeats)?;
+        built
+            .program
+            .set_fused_kernels(args.engine == Engine::Fused);
         let phases: BTreeMap<&str, f64> = built.phases.iter().copied().collect();
         if args.json {
             builds.push(json!({
@@ -709,7 +746,11 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
                 built.program_times.len()
             ));
         }
-        for &chains in &args.chains {
+        for (&chains, &threads) in args
+            .chains
+            .iter()
+            .flat_map(|c| thread_counts.iter().map(move |t| (c, t)))
+        {
             if !args.json && !header_done {
                 out(&format!(
                     "{:<10} {:>6} {:>6} {:>6} {:>6} {:>10} {:>10} {:>9} {:>7} {:<8}",
@@ -729,7 +770,10 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
             let sweeps = args
                 .sweeps
                 .unwrap_or_else(|| auto_sweeps(built.nodes, chains));
-            let p = run_point(&built, chains, sweeps, args.repeats, args.seed)?;
+            let p = thrml::with_threads(threads, || {
+                run_point(&built, chains, sweeps, args.repeats, args.seed)
+            })
+            .map_err(lib)??;
             let med = median(&p.times);
             let rate = p.flips(built.nodes) / (med * 1e9);
             if args.json {
@@ -749,7 +793,8 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
                     "times_s": p.times,
                     "setup_s": p.setup,
                     "flips_per_ns": rate,
-                    "threads": THREADS,
+                    "threads": threads,
+                    "engine": engine,
                     "simd": simd,
                 }));
             } else {
@@ -763,7 +808,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
                     med,
                     p.setup,
                     rate,
-                    THREADS,
+                    threads,
                     simd
                 ));
             }
@@ -773,8 +818,8 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
     if args.json {
         let doc = json!({
             "thrml_version": env!("CARGO_PKG_VERSION"),
-            "engine": "generic",
-            "threads": THREADS,
+            "engine": engine,
+            "threads": thread_counts,
             "simd": simd,
             "cpu": cpu,
             "logical_cpus": logical,

@@ -70,7 +70,7 @@ enum Command {
     /// (checkerboard blocks); and a mixed model, a 128×128 periodic spin grid coupled to a
     /// 64×64 grid of 4-state categoricals. A flip is one node update in one chain. Each
     /// point runs once untimed, then REPEATS times; the median is reported. The engine is
-    /// the generic path on one thread.
+    /// the fused SIMD path (or `--engine generic`) on each of `--threads`.
     Bench(bench::BenchArgs),
 }
 

@@ -126,6 +126,9 @@ pub enum Error {
     /// The sampling schedule is invalid.
     #[error("sampling schedule: {0}")]
     Schedule(String),
+    /// The worker thread pool could not be created.
+    #[error("thread pool: {0}")]
+    Threads(String),
     /// A generic invalid argument.
     #[error("{0}")]
     Invalid(String),

@@ -79,6 +79,7 @@ pub mod block;
 pub mod error;
 pub mod exact;
 pub mod factor;
+pub mod fused;
 pub mod graph;
 pub mod interaction;
 pub mod io;
@@ -124,7 +125,7 @@ pub use program::{BlockGibbsSpec, BlockSamplingProgram, SuperBlock};
 pub use rng::{ChainRng, Key};
 pub use run::{
     SamplingSchedule, init_global_state, sample_blocks, sample_single_block, sample_states,
-    sample_with_observation,
+    sample_with_observation, with_threads,
 };
 pub use sampler::{
     AbstractConditionalSampler, AbstractParametricConditionalSampler, BernoulliConditional,

@@ -8,9 +8,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::block::{Block, BlockSpec};
 use crate::error::{Error, Result};
+use crate::fused::FusedPlan;
 use crate::interaction::InteractionGroup;
 use crate::pgm::{Node, NodeShapeDtypes};
 use crate::sampler::{AbstractConditionalSampler, BlockInteraction, TailLocations};
@@ -106,6 +108,10 @@ pub struct BlockSamplingProgram {
     /// For each global slot and position, the exclusive bound on an integer state value
     /// that the program's interactions accept (`None`: unbounded).
     pub value_limits: Vec<Vec<Option<usize>>>,
+    /// The fused engine's plan (`None`: no block is fusable, or fused kernels are off).
+    fused: Option<Arc<FusedPlan>>,
+    /// Whether runs use [`Self::fused`] ([`Self::set_fused_kernels`]).
+    fused_enabled: AtomicBool,
 }
 
 impl BlockSamplingProgram {
@@ -271,12 +277,50 @@ impl BlockSamplingProgram {
                 }
             }
         }
-        Ok(BlockSamplingProgram {
+        let mut program = BlockSamplingProgram {
             gibbs_spec,
             samplers,
             per_block_interactions,
             value_limits,
-        })
+            fused: None,
+            fused_enabled: AtomicBool::new(true),
+        };
+        let plan = FusedPlan::compile(&program);
+        if plan.any() {
+            program.fused = Some(Arc::new(plan));
+        }
+        Ok(program)
+    }
+
+    /// For each free block, whether runs update it with the fused SIMD kernels
+    /// ([`crate::fused`]) rather than by calling its sampler.
+    ///
+    /// Blocks whose sampler is [`SpinGibbsConditional`](crate::SpinGibbsConditional) or
+    /// [`CategoricalGibbsConditional`](crate::CategoricalGibbsConditional) and whose
+    /// interactions are all [`DiscreteEBMInteraction`](crate::DiscreteEBMInteraction)s are
+    /// fused; the others keep the generic path in the same run.
+    #[must_use]
+    pub fn fused_blocks(&self) -> Vec<bool> {
+        match self.fused_plan() {
+            Some(plan) => plan.blocks.iter().map(Option::is_some).collect(),
+            None => vec![false; self.samplers.len()],
+        }
+    }
+
+    /// Turn the fused kernels off (every block then calls its sampler, with the per-chain
+    /// ChaCha streams) or back on (the default). Both paths sample the same distribution;
+    /// the generic one is the reference the fused one is tested against.
+    pub fn set_fused_kernels(&self, enabled: bool) {
+        self.fused_enabled.store(enabled, Ordering::Relaxed);
+    }
+
+    /// The fused plan, if fused kernels are on and some block is fused.
+    pub(crate) fn fused_plan(&self) -> Option<&FusedPlan> {
+        if self.fused_enabled.load(Ordering::Relaxed) {
+            self.fused.as_deref()
+        } else {
+            None
+        }
     }
 
     /// Check integer state values in a global state against [`Self::value_limits`].

@@ -14,6 +14,7 @@ use ndarray::Axis;
 
 use crate::block::{Block, BlockSpec, block_state_to_global, verify_block_state};
 use crate::error::{Error, Result};
+use crate::fused::Engine;
 use crate::observer::{AbstractObserver, StateObserver};
 use crate::program::BlockSamplingProgram;
 use crate::rng::{ChainRng, Key};
@@ -62,6 +63,32 @@ impl SamplingSchedule {
     pub fn total_sweeps(&self) -> usize {
         self.n_warmup + self.n_samples.saturating_sub(1) * self.steps_per_sample
     }
+}
+
+/// Run `f` with sampling on `threads` worker threads (`0`: one per logical CPU).
+///
+/// Runs use the fused kernels' thread pool: chains are split into tiles that run in
+/// parallel, or, for a single tile, the nodes of each block are. The samples do not depend
+/// on the thread count: every draw is a function of its chain, sweep, block and node
+/// ([`crate::fused`]), and generic blocks use one stream per chain.
+///
+/// # Errors
+/// [`Error::Threads`] if the thread pool cannot be created.
+///
+/// # Example
+///
+/// ```
+/// use thrml::run::with_threads;
+/// let n = with_threads(2, rayon::current_num_threads)?;
+/// assert_eq!(n, 2);
+/// # Ok::<(), thrml::Error>(())
+/// ```
+pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> Result<R> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Threads(e.to_string()))?;
+    Ok(pool.install(f))
 }
 
 /// Broadcast an unbatched clamped state (`[nodes] + leaf`) to `[chains, nodes] + leaf`.
@@ -237,32 +264,83 @@ impl Sweeper {
         let spec = &program.gibbs_spec;
         for order in &spec.sampling_order {
             for &b in order {
-                let inputs = SamplerInputs {
-                    block: &spec.free_blocks[b],
-                    block_index: b,
-                    interactions: &program.per_block_interactions[b],
-                    global_state: global,
-                    n_chains,
-                    output_layout: &spec.all_block_sds[b],
-                };
-                program.samplers[b].sample(
-                    rngs,
-                    &inputs,
-                    &mut sampler_states[b],
-                    &mut self.outs[b],
-                );
+                self.sample_block(rngs, program, global, sampler_states, n_chains, b);
             }
             for &b in order {
-                let (slot, start) = spec.block_offsets[b];
-                scatter_block(
-                    &self.outs[b],
-                    &mut global[slot],
-                    spec.slot_sizes[slot],
-                    start,
-                    spec.free_blocks[b].len(),
-                );
+                self.scatter(program, global, b);
             }
         }
+    }
+
+    /// One sweep with the fused engine holding the discrete states: fused blocks run in the
+    /// engine, the others through their samplers on the (synchronised) global state.
+    #[allow(clippy::too_many_arguments)]
+    fn sweep_mixed(
+        &mut self,
+        rngs: &mut [ChainRng],
+        program: &BlockSamplingProgram,
+        global: &mut [State],
+        sampler_states: &mut [SamplerState],
+        n_chains: usize,
+        engine: &mut Engine<'_>,
+        sweep: u64,
+    ) {
+        let spec = &program.gibbs_spec;
+        for order in &spec.sampling_order {
+            if order.iter().all(|&b| engine.is_fused(b)) {
+                engine.update_blocks(order, sweep);
+                continue;
+            }
+            // Every block of the superblock reads the state from before it.
+            if engine.dirty {
+                engine.export(global);
+            }
+            engine.update_blocks(order, sweep);
+            for &b in order.iter().filter(|&&b| !engine.is_fused(b)) {
+                self.sample_block(rngs, program, global, sampler_states, n_chains, b);
+            }
+            for &b in order {
+                if engine.is_fused(b) {
+                    continue;
+                }
+                self.scatter(program, global, b);
+                let (slot, start) = spec.block_offsets[b];
+                engine.import(global, slot, start..start + spec.free_blocks[b].len());
+            }
+        }
+    }
+
+    fn sample_block(
+        &mut self,
+        rngs: &mut [ChainRng],
+        program: &BlockSamplingProgram,
+        global: &[State],
+        sampler_states: &mut [SamplerState],
+        n_chains: usize,
+        b: usize,
+    ) {
+        let spec = &program.gibbs_spec;
+        let inputs = SamplerInputs {
+            block: &spec.free_blocks[b],
+            block_index: b,
+            interactions: &program.per_block_interactions[b],
+            global_state: global,
+            n_chains,
+            output_layout: &spec.all_block_sds[b],
+        };
+        program.samplers[b].sample(rngs, &inputs, &mut sampler_states[b], &mut self.outs[b]);
+    }
+
+    fn scatter(&self, program: &BlockSamplingProgram, global: &mut [State], b: usize) {
+        let spec = &program.gibbs_spec;
+        let (slot, start) = spec.block_offsets[b];
+        scatter_block(
+            &self.outs[b],
+            &mut global[slot],
+            spec.slot_sizes[slot],
+            start,
+            spec.free_blocks[b].len(),
+        );
     }
 }
 
@@ -336,27 +414,48 @@ pub fn sample_with_observation<O: AbstractObserver>(
         .map(|(s, b)| s.init(b, n_chains))
         .collect();
     let mut sweeper = Sweeper::new(program, n_chains);
+    let mut engine = program
+        .fused_plan()
+        .map(|plan| Engine::new(plan, key, n_chains, &global));
+    let all_fused = program.fused_blocks().iter().all(|&f| f);
+    let mut sweep = 0u64;
+    // Run `n` sweeps and bring the global state up to date.
+    let mut advance = |n: usize, global: &mut Vec<State>| {
+        let n = n as u64;
+        match engine.as_mut() {
+            None => {
+                for _ in 0..n {
+                    sweeper.sweep(&mut rngs, program, global, &mut sampler_states, n_chains);
+                }
+            }
+            Some(engine) => {
+                if all_fused {
+                    engine.run_sweeps(&program.gibbs_spec.sampling_order, sweep, n);
+                } else {
+                    for s in sweep..sweep + n {
+                        sweeper.sweep_mixed(
+                            &mut rngs,
+                            program,
+                            global,
+                            &mut sampler_states,
+                            n_chains,
+                            engine,
+                            s,
+                        );
+                    }
+                }
+                if engine.dirty {
+                    engine.export(global);
+                }
+            }
+        }
+        sweep += n;
+    };
     let mut outputs = Vec::with_capacity(schedule.n_samples);
-    for _ in 0..schedule.n_warmup {
-        sweeper.sweep(
-            &mut rngs,
-            program,
-            &mut global,
-            &mut sampler_states,
-            n_chains,
-        );
-    }
+    advance(schedule.n_warmup, &mut global);
     outputs.push(observer.observe(program, &global, &mut carry, 0)?);
     for i in 1..schedule.n_samples {
-        for _ in 0..schedule.steps_per_sample {
-            sweeper.sweep(
-                &mut rngs,
-                program,
-                &mut global,
-                &mut sampler_states,
-                n_chains,
-            );
-        }
+        advance(schedule.steps_per_sample, &mut global);
         outputs.push(observer.observe(program, &global, &mut carry, i)?);
     }
     Ok((carry, outputs))

@@ -203,7 +203,7 @@ impl<'a> SamplerInputs<'a> {
 /// Implement this for a sampler with its own logic; implement
 /// [`AbstractParametricConditionalSampler`] instead when the update is "compute the
 /// parameters of a distribution, then sample from it".
-pub trait AbstractConditionalSampler: Send + Sync + Debug {
+pub trait AbstractConditionalSampler: Any + Send + Sync + Debug {
     /// Check, once when the program is built, that this sampler can update a block with
     /// these interactions and output layout. The message names what is unsupported.
     ///
@@ -248,7 +248,7 @@ pub trait AbstractConditionalSampler: Send + Sync + Debug {
 /// A sampler that computes the parameters of a distribution and then samples from it.
 ///
 /// Every implementor is an [`AbstractConditionalSampler`].
-pub trait AbstractParametricConditionalSampler: Send + Sync + Debug {
+pub trait AbstractParametricConditionalSampler: Any + Send + Sync + Debug {
     /// The distribution's parameters for all chains and nodes of the block.
     type Parameters;
 

@@ -196,12 +196,23 @@ impl Model {
         sampled_values(&self.free, free, &samples).unwrap()
     }
 
-    /// Sample with these superblocks and assert the result matches enumeration.
+    /// Sample with these superblocks, through the fused kernels and through the generic
+    /// path, and assert that both match enumeration.
     fn check(&self, label: &str, superblocks: Vec<SuperBlock>, run: Run) -> common::Comparison {
         let program = self.program(superblocks);
+        assert!(
+            program.fused_blocks().iter().all(|&f| f),
+            "{label}: every built-in block runs on the fused kernels"
+        );
+        let exact = self.exact();
         let values = self.sample(&program, run);
         assert_eq!(values.len(), run.chains * run.samples);
-        common::assert_matches_exact(label, &self.exact(), &values)
+        let fused = common::assert_matches_exact(&format!("{label} [fused]"), &exact, &values);
+        program.set_fused_kernels(false);
+        assert!(program.fused_blocks().iter().all(|&f| !f));
+        let values = self.sample(&program, run);
+        common::assert_matches_exact(&format!("{label} [generic]"), &exact, &values);
+        fused
     }
 }
 
@@ -711,6 +722,94 @@ fn chains_draw_independent_streams() {
         let y = eight[b][0].view::<bool>().unwrap();
         assert_eq!(y.shape(), &[8, n_samples, n]);
         assert_eq!(x, y.slice(ndarray::s![..4, .., ..]).into_dyn(), "block {b}");
+    }
+}
+
+/// A user-defined spin sampler (the extension pattern of `SpinGibbsConditional`): exact,
+/// but unknown to the fused engine, so its blocks take the generic path.
+#[derive(Debug)]
+struct UserSpinSampler;
+
+impl AbstractParametricConditionalSampler for UserSpinSampler {
+    type Parameters = Array2<f32>;
+
+    fn compute_parameters(
+        &self,
+        _: &mut [ChainRng],
+        inputs: &SamplerInputs<'_>,
+        _: &SamplerState,
+    ) -> Array2<f32> {
+        let mut gamma = Array2::zeros((inputs.n_chains, inputs.n_nodes()));
+        for bi in inputs.interactions {
+            assert!(SpinGibbsConditional::accumulate(bi, inputs, &mut gamma));
+        }
+        gamma
+    }
+
+    fn sample_given_parameters(
+        &self,
+        rngs: &mut [ChainRng],
+        gamma: &Array2<f32>,
+        _: &mut SamplerState,
+        out: &mut State,
+    ) {
+        BernoulliConditional.sample_given_parameters(rngs, gamma.view(), out);
+    }
+}
+
+#[test]
+fn fused_and_generic_blocks_in_one_program() {
+    // The mixed model with one spin per block: spin 1 is drawn by a user sampler (generic
+    // path), everything else by the built-in samplers (fused), in every superblock pattern:
+    // a generic block alone, and next to fused blocks in one superblock.
+    let model = mixed_model();
+    let s: Vec<Node> = model.free[..3].iter().map(|v| v.node()).collect();
+    let c: Vec<Node> = model.free[3..].iter().map(|v| v.node()).collect();
+    let layouts: [Vec<SuperBlock>; 2] = [
+        [s[1], s[0], s[2], c[0], c[1], c[2]]
+            .iter()
+            .map(|&n| SuperBlock(vec![block(&[n])]))
+            .collect(),
+        vec![
+            SuperBlock(vec![block(&[s[0]])]),
+            SuperBlock(vec![block(&[s[1]]), block(&[c[2]])]),
+            SuperBlock(vec![block(&[s[2]])]),
+            SuperBlock(vec![block(&[c[0]])]),
+            SuperBlock(vec![block(&[c[1]])]),
+        ],
+    ];
+    for (i, superblocks) in layouts.into_iter().enumerate() {
+        let spec = BlockGibbsSpec::new(superblocks, vec![], &model.node_shape_dtypes).unwrap();
+        let samplers: Vec<Arc<dyn AbstractConditionalSampler>> = spec
+            .free_blocks
+            .iter()
+            .map(|b| -> Arc<dyn AbstractConditionalSampler> {
+                if b[0] == s[1] {
+                    Arc::new(UserSpinSampler)
+                } else {
+                    model.sampler(b)
+                }
+            })
+            .collect();
+        let program = FactorSamplingProgram::new(spec, samplers, &model.factors, vec![])
+            .unwrap()
+            .into_inner();
+        let fused = program.fused_blocks();
+        let generic_block = program
+            .gibbs_spec
+            .free_blocks
+            .iter()
+            .position(|b| b[0] == s[1])
+            .unwrap();
+        for (b, &f) in fused.iter().enumerate() {
+            assert_eq!(f, b != generic_block, "layout {i}, block {b}");
+        }
+        let values = model.sample(&program, RUN);
+        common::assert_matches_exact(
+            &format!("mixed model, fused and generic blocks, layout {i}"),
+            &model.exact(),
+            &values,
+        );
     }
 }
 

@@ -287,6 +287,7 @@ pub const MAX_CATEGORIES: usize = 256;
 /// assert_eq!(sample_softmax(&theta, u32::MAX), 2);
 /// assert_eq!(sample_softmax(&[3.5], 12345), 0);
 /// ```
+#[inline]
 #[must_use]
 pub fn sample_softmax(theta: &[f32], word: u32) -> usize {
     let k = theta.len();
@@ -334,6 +335,7 @@ const SOFTMAX_CACHED: usize = 16;
 /// # Panics
 /// If `out.len() != words.len()`, `theta.len()` is not a positive multiple of `n`, or
 /// `K > MAX_CATEGORIES`.
+#[inline(always)]
 pub fn sample_softmax_chains(theta: &[f32], words: &[u32], out: &mut [u8]) {
     const L: usize = SOFTMAX_LANES;
     let n = words.len();
@@ -379,7 +381,7 @@ pub fn sample_softmax_chains(theta: &[f32], words: &[u32], out: &mut [u8]) {
 ///
 /// The `f32` weights and the `f64` sums sit in separate loops, so that each vectorises at
 /// its own full width.
-#[inline]
+#[inline(always)]
 fn softmax_lanes<const L: usize>(
     k: usize,
     row: impl Fn(usize) -> [f32; L],

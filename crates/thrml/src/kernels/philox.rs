@@ -124,7 +124,7 @@ pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
 ///
 /// The lane loops are written so that LLVM vectorises them (`vpmuludq` for the high
 /// product halves, `vpmulld` for the low ones); `L` a multiple of the vector width is best.
-#[inline]
+#[inline(always)]
 #[must_use]
 pub fn philox4x32_10_lanes<const L: usize>(counter: [[u32; L]; 4], key: [u32; 2]) -> [[u32; L]; 4] {
     let [mut x0, mut x1, mut x2, mut x3] = counter;
@@ -270,6 +270,7 @@ pub fn site_word(key: PhiloxKey, update: BlockUpdate, chain: u32, node: u64) -> 
 ///
 /// # Panics
 /// If `out.len() != nodes.len() · chains.len()`, or `nodes.end > 2³⁴`.
+#[inline(always)]
 pub fn fill_words(
     key: PhiloxKey,
     update: BlockUpdate,
@@ -292,6 +293,7 @@ pub fn fill_words(
 }
 
 /// [`fill_words`] with the Philox lanes on consecutive chains.
+#[inline(always)]
 fn fill_across_chains(
     key: PhiloxKey,
     update: BlockUpdate,
@@ -302,7 +304,6 @@ fn fill_across_chains(
 ) {
     const L: usize = FILL_LANES;
     let [h0, h1] = update.counter_hi();
-    let lane_offsets: [u32; L] = std::array::from_fn(|l| l as u32);
     let mut quad_start = nodes.start & !3;
     while quad_start < nodes.end {
         let quad = (quad_start >> 2) as u32;
@@ -311,19 +312,9 @@ fn fill_across_chains(
         let w_lo = nodes.start.saturating_sub(quad_start) as usize;
         let w_hi = (nodes.end - quad_start).min(4) as usize;
         let row_of = |w: usize| (quad_start + w as u64 - nodes.start) as usize * n_chains;
-        let batch = |i: usize| {
-            let first = chain0.wrapping_add(i as u32);
-            let ctr = [
-                lane_offsets.map(|l| first.wrapping_add(l)),
-                [quad; L],
-                [h0; L],
-                [h1; L],
-            ];
-            philox4x32_10_lanes(ctr, key.0)
-        };
         let full = n_chains - n_chains % L;
         for i in (0..full).step_by(L) {
-            let words = batch(i);
+            let words = chain_batch(key, quad, h0, h1, chain0.wrapping_add(i as u32));
             for (w, row) in words.iter().enumerate().take(w_hi).skip(w_lo) {
                 // Fixed-size copies compile to vector moves, not `memcpy` calls.
                 let at = row_of(w) + i;
@@ -331,7 +322,7 @@ fn fill_across_chains(
             }
         }
         if full < n_chains {
-            let words = batch(full);
+            let words = chain_batch(key, quad, h0, h1, chain0.wrapping_add(full as u32));
             let m = n_chains - full;
             for (w, row) in words.iter().enumerate().take(w_hi).skip(w_lo) {
                 let at = row_of(w) + full;
@@ -342,7 +333,20 @@ fn fill_across_chains(
     }
 }
 
+/// Philox words of node quad `quad` for [`FILL_LANES`] consecutive chains from `first`.
+#[inline(always)]
+fn chain_batch(key: PhiloxKey, quad: u32, h0: u32, h1: u32, first: u32) -> [[u32; FILL_LANES]; 4] {
+    let ctr = [
+        std::array::from_fn(|l| first.wrapping_add(l as u32)),
+        [quad; FILL_LANES],
+        [h0; FILL_LANES],
+        [h1; FILL_LANES],
+    ];
+    philox4x32_10_lanes(ctr, key.0)
+}
+
 /// [`fill_words`] with the Philox lanes on consecutive node quads of one chain.
+#[inline(always)]
 fn fill_across_nodes(
     key: PhiloxKey,
     update: BlockUpdate,

@@ -1,0 +1,192 @@
+//! The per-node kernels, generic over the number of chain lanes `W` and compiled for each
+//! instruction set that [`multiversion`] dispatches between at run time.
+//!
+//! A tile of `W` chains stores a spin node as one `u64` whose bit `l` is chain `c0 + l`,
+//! and a categorical node as `W` bytes. Every loop over `l in 0..W` is a vector loop.
+
+use std::ops::Range;
+
+use multiversion::multiversion;
+
+use super::plan::{FusedBlock, GenTerm, Head, Terms};
+use crate::kernels::math::{sample_softmax_chains, spin_up};
+use crate::kernels::philox::{BlockUpdate, PhiloxKey, fill_words};
+
+/// Nodes whose random words are drawn together (a multiple of 4, the Philox word count).
+pub(crate) const CHUNK: usize = 16;
+
+/// Per-worker buffers, allocated once per run.
+#[derive(Debug)]
+pub(crate) struct Scratch {
+    words: Vec<u32>,
+    theta: Vec<f32>,
+}
+
+impl Scratch {
+    pub(crate) fn new(lanes: usize, max_k: usize) -> Scratch {
+        Scratch {
+            words: vec![0; CHUNK * lanes],
+            theta: vec![0.0; max_k.max(1) * lanes],
+        }
+    }
+}
+
+/// The state a block update reads: spins as lane masks, categoricals as `W` bytes per node.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TileState<'a> {
+    pub bits: &'a [u64],
+    pub cats: &'a [u8],
+}
+
+/// Where a block update writes: positions `nodes` of the block, as masks (spin heads) or
+/// `W` bytes per node (categorical heads).
+#[derive(Debug)]
+pub(crate) struct Out<'a> {
+    pub bits: &'a mut [u64],
+    pub cats: &'a mut [u8],
+}
+
+/// The random words' position: key, sweep and block, and the tile's first chain.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Draw {
+    pub key: PhiloxKey,
+    pub update: BlockUpdate,
+    pub chain0: u32,
+}
+
+/// Draw new states for positions `nodes` of block `fb` in the `W` chains of a tile.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt+sse4.2+sse4.1+ssse3",
+    "x86_64+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt+sse4.2+sse4.1+ssse3",
+    "aarch64+neon"
+))]
+pub(crate) fn update_nodes<const W: usize>(
+    fb: &FusedBlock,
+    draw: Draw,
+    nodes: Range<usize>,
+    state: TileState<'_>,
+    out: Out<'_>,
+    scratch: &mut Scratch,
+) {
+    let t = &fb.terms;
+    let mut j0 = nodes.start;
+    while j0 < nodes.end {
+        let j1 = ((j0 / CHUNK + 1) * CHUNK).min(nodes.end);
+        let words = &mut scratch.words[..(j1 - j0) * W];
+        fill_words(
+            draw.key,
+            draw.update,
+            j0 as u64..j1 as u64,
+            draw.chain0..draw.chain0.wrapping_add(W as u32),
+            words,
+        );
+        for j in j0..j1 {
+            let w: &[u32; W] = words[(j - j0) * W..(j - j0 + 1) * W]
+                .try_into()
+                .expect("W words");
+            let o = j - nodes.start;
+            match fb.head {
+                Head::Spin => out.bits[o] = spin_node::<W>(t, j, state, w),
+                Head::Cat(k) => cat_node::<W>(
+                    t,
+                    k,
+                    j,
+                    state,
+                    w,
+                    &mut scratch.theta[..k * W],
+                    &mut out.cats[o * W..(o + 1) * W],
+                ),
+            }
+        }
+        j0 = j1;
+    }
+}
+
+/// `(±1, flat weight index)` of a general term in lane `l`.
+#[inline(always)]
+fn gen_entry<const W: usize>(
+    t: &Terms,
+    g: &GenTerm,
+    state: TileState<'_>,
+    l: usize,
+) -> (f32, usize) {
+    let mut negative = false;
+    for &s in &t.gen_spin[g.spins.0 as usize..g.spins.1 as usize] {
+        negative ^= (state.bits[s as usize] >> l) & 1 == 0;
+    }
+    let mut idx = g.w_off as usize;
+    for &(c, stride) in &t.gen_cat[g.cats.0 as usize..g.cats.1 as usize] {
+        idx += usize::from(state.cats[c as usize * W + l]) * stride as usize;
+    }
+    (if negative { -1.0 } else { 1.0 }, idx)
+}
+
+/// The new lane mask of spin `j`: `γ = c0 + Σ 2w·b + general terms`, up with `σ(2γ)`.
+#[inline(always)]
+fn spin_node<const W: usize>(t: &Terms, j: usize, state: TileState<'_>, words: &[u32; W]) -> u64 {
+    let mut g = [t.bias[j]; W];
+    for e in t.spin_off[j] as usize..t.spin_off[j + 1] as usize {
+        let m = state.bits[t.spin_idx[e] as usize];
+        let w2 = t.spin_w2[e];
+        for (l, gl) in g.iter_mut().enumerate() {
+            *gl += if (m >> l) & 1 != 0 { w2 } else { 0.0 };
+        }
+    }
+    for gt in &t.general[t.gen_off[j] as usize..t.gen_off[j + 1] as usize] {
+        for (l, gl) in g.iter_mut().enumerate() {
+            let (sign, idx) = gen_entry::<W>(t, gt, state, l);
+            *gl += sign * t.gen_w[idx];
+        }
+    }
+    let mut mask = 0u64;
+    for l in 0..W {
+        mask |= u64::from(spin_up(g[l], words[l])) << l;
+    }
+    mask
+}
+
+/// Draw categorical `j` in every lane: `θ_k = bias_k + Σ W[k, x] + general terms`.
+#[inline(always)]
+fn cat_node<const W: usize>(
+    t: &Terms,
+    k: usize,
+    j: usize,
+    state: TileState<'_>,
+    words: &[u32; W],
+    theta: &mut [f32],
+    out: &mut [u8],
+) {
+    for (c, row) in theta.chunks_exact_mut(W).enumerate() {
+        row.fill(t.bias[j * k + c]);
+    }
+    for e in t.cat_off[j] as usize..t.cat_off[j + 1] as usize {
+        let node = t.cat_idx[e] as usize;
+        let x: &[u8; W] = state.cats[node * W..(node + 1) * W]
+            .try_into()
+            .expect("W lanes");
+        let kp = t.cat_k[e] as usize;
+        let off = t.cat_tab_off[e] as usize;
+        let tab = &t.cat_tab[off..off + k * kp];
+        for v in 0..kp {
+            for (c, row) in theta.chunks_exact_mut(W).enumerate() {
+                let wv = tab[c * kp + v];
+                if wv == 0.0 {
+                    continue;
+                }
+                let row: &mut [f32; W] = row.try_into().expect("W lanes");
+                for l in 0..W {
+                    row[l] += if usize::from(x[l]) == v { wv } else { 0.0 };
+                }
+            }
+        }
+    }
+    for gt in &t.general[t.gen_off[j] as usize..t.gen_off[j + 1] as usize] {
+        for l in 0..W {
+            let (sign, idx) = gen_entry::<W>(t, gt, state, l);
+            for c in 0..k {
+                theta[c * W + l] += sign * t.gen_w[idx + c * gt.head_stride as usize];
+            }
+        }
+    }
+    sample_softmax_chains(theta, words, out);
+}

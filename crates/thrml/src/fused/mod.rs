@@ -1,0 +1,367 @@
+//! The fused engine: built-in discrete blocks compiled to SIMD-across-chains kernels.
+//!
+//! [`BlockSamplingProgram::new`](crate::BlockSamplingProgram::new) compiles every free
+//! block whose sampler is the built-in [`SpinGibbsConditional`](crate::SpinGibbsConditional)
+//! or [`CategoricalGibbsConditional`](crate::CategoricalGibbsConditional) and whose
+//! interactions are all [`DiscreteEBMInteraction`](crate::DiscreteEBMInteraction)s into a
+//! flat plan: per node, a constant, pairwise spin couplings, pairwise categorical tables,
+//! and general terms of any order. Other blocks (user samplers or interactions, or a tail
+//! updated in the same superblock) keep the generic path, and both live in one run.
+//!
+//! # Layout
+//!
+//! Chains are processed in *tiles* of `W` lanes (`W = 64`, or 16 or 1 for small batches),
+//! chain-minor: a spin node is one `u64` whose bit `l` is the spin of chain `c0 + l`, a
+//! categorical node `W` bytes. A Pegasus(14) tile of 64 chains is 34 KiB of spins and stays
+//! in L1 for a whole sweep. The field of a spin is
+//!
+//! ```text
+//! γ = (h − Σ_j J_j) + Σ_j 2 J_j · b_j,    b_j = (1 + s_j) / 2 ∈ {0, 1},
+//! ```
+//!
+//! so each coupling is one broadcast weight added under a lane mask. Categorical logits
+//! add table entries `W[k, x_j]` under the masks `x_j = v`.
+//!
+//! # Randomness and threads
+//!
+//! Every draw uses the Philox word of its (chain, sweep, block, node)
+//! ([`crate::kernels::philox`]), under a key derived from the run's key. Nothing depends
+//! on the tile width, the SIMD level or the thread count, so results are bit-identical for
+//! any number of threads. Threads run over tiles when there are enough of them, and over
+//! the nodes of each block otherwise (a single chain).
+
+mod kernel;
+mod plan;
+
+use rayon::prelude::*;
+
+pub(crate) use plan::FusedPlan;
+use plan::{FusedBlock, Head, SlotKind};
+
+use crate::kernels::philox::{BlockUpdate, PhiloxKey};
+use crate::rng::Key;
+use crate::state::State;
+use kernel::{Draw, Out, Scratch, TileState, update_nodes};
+
+/// `fold_in` tag that separates the fused engine's Philox key from the run's ChaCha streams.
+const PHILOX_STREAM: u64 = 0x7068_696c_6f78;
+
+/// Dispatch on the lane count with `W` a constant.
+macro_rules! with_lanes {
+    ($lanes:expr, $w:ident => $body:expr) => {
+        match $lanes {
+            1 => {
+                const $w: usize = 1;
+                $body
+            }
+            16 => {
+                const $w: usize = 16;
+                $body
+            }
+            _ => {
+                const $w: usize = 64;
+                $body
+            }
+        }
+    };
+}
+
+/// One tile of chains: its state and buffers.
+#[derive(Debug)]
+struct Tile {
+    chain0: u32,
+    bits: Vec<u64>,
+    cats: Vec<u8>,
+    out_bits: Vec<u64>,
+    out_cats: Vec<u8>,
+    scratch: Scratch,
+}
+
+/// A run of the fused engine over a batch of chains.
+#[derive(Debug)]
+pub(crate) struct Engine<'p> {
+    plan: &'p FusedPlan,
+    key: PhiloxKey,
+    n_chains: usize,
+    lanes: usize,
+    tiles: Vec<Tile>,
+    /// Node-parallel workers' buffers (empty when threads run over tiles).
+    par_scratch: Vec<Scratch>,
+    /// Whether engine states changed since the last [`Engine::export`].
+    pub(crate) dirty: bool,
+}
+
+impl<'p> Engine<'p> {
+    /// Start a run of `n_chains` chains from `global` (as built by `init_global_state`).
+    pub(crate) fn new(plan: &'p FusedPlan, key: Key, n_chains: usize, global: &[State]) -> Self {
+        let lanes = match n_chains {
+            1 => 1,
+            2..=16 => 16,
+            _ => 64,
+        };
+        let n_tiles = n_chains.div_ceil(lanes);
+        let tiles = (0..n_tiles)
+            .map(|t| Tile {
+                chain0: u32::try_from(t * lanes).expect("fewer than 2^32 chains"),
+                bits: vec![0; plan.n_spin],
+                cats: vec![0; plan.n_cat * lanes],
+                out_bits: vec![0; plan.max_len],
+                out_cats: vec![0; plan.max_len * lanes],
+                scratch: Scratch::new(lanes, plan.max_k),
+            })
+            .collect();
+        let threads = rayon::current_num_threads();
+        let par_scratch = if n_tiles < threads {
+            (0..threads)
+                .map(|_| Scratch::new(lanes, plan.max_k))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut engine = Engine {
+            plan,
+            key: PhiloxKey::from(key.fold_in(PHILOX_STREAM)),
+            n_chains,
+            lanes,
+            tiles,
+            par_scratch,
+            dirty: false,
+        };
+        for (slot, m) in plan.slots.iter().enumerate() {
+            if m.kind != SlotKind::Other {
+                engine.import(global, slot, 0..m.size);
+            }
+        }
+        engine
+    }
+
+    /// Whether free block `b` runs on the fused kernels.
+    pub(crate) fn is_fused(&self, b: usize) -> bool {
+        self.plan.blocks[b].is_some()
+    }
+
+    /// Copy positions `positions` of `slot` from the global state into the engine.
+    pub(crate) fn import(
+        &mut self,
+        global: &[State],
+        slot: usize,
+        positions: std::ops::Range<usize>,
+    ) {
+        let m = self.plan.slots[slot];
+        let (n_chains, lanes) = (self.n_chains, self.lanes);
+        for tile in &mut self.tiles {
+            let c0 = tile.chain0 as usize;
+            let valid = lanes.min(n_chains - c0);
+            match m.kind {
+                SlotKind::Spin => {
+                    let g = global[slot][0].as_slice::<bool>().expect("a bool leaf");
+                    let bits = &mut tile.bits[m.base + positions.start..m.base + positions.end];
+                    bits.fill(0);
+                    for l in 0..valid {
+                        let row = &g[(c0 + l) * m.size..(c0 + l + 1) * m.size];
+                        for (b, &x) in bits.iter_mut().zip(&row[positions.clone()]) {
+                            *b |= u64::from(x) << l;
+                        }
+                    }
+                }
+                SlotKind::Cat => {
+                    let g = global[slot][0].as_slice::<u8>().expect("a u8 leaf");
+                    for l in 0..valid {
+                        let row = &g[(c0 + l) * m.size..(c0 + l + 1) * m.size];
+                        for p in positions.clone() {
+                            tile.cats[(m.base + p) * lanes + l] = row[p];
+                        }
+                    }
+                }
+                SlotKind::Other => {}
+            }
+        }
+    }
+
+    /// Write every engine-held state into the global state.
+    pub(crate) fn export(&mut self, global: &mut [State]) {
+        let (n_chains, lanes) = (self.n_chains, self.lanes);
+        for (slot, m) in self.plan.slots.iter().enumerate() {
+            let size = m.size;
+            if size == 0 {
+                continue;
+            }
+            match m.kind {
+                SlotKind::Spin => {
+                    let g = global[slot][0].as_slice_mut::<bool>().expect("a bool leaf");
+                    g.par_chunks_mut(lanes * size)
+                        .zip(self.tiles.par_iter())
+                        .for_each(|(rows, tile)| {
+                            for (l, row) in rows.chunks_exact_mut(size).enumerate() {
+                                let bits = &tile.bits[m.base..m.base + size];
+                                for (x, &b) in row.iter_mut().zip(bits) {
+                                    *x = (b >> l) & 1 != 0;
+                                }
+                            }
+                        });
+                }
+                SlotKind::Cat => {
+                    let g = global[slot][0].as_slice_mut::<u8>().expect("a u8 leaf");
+                    g.par_chunks_mut(lanes * size)
+                        .zip(self.tiles.par_iter())
+                        .for_each(|(rows, tile)| {
+                            for (l, row) in rows.chunks_exact_mut(size).enumerate() {
+                                for (p, x) in row.iter_mut().enumerate() {
+                                    *x = tile.cats[(m.base + p) * lanes + l];
+                                }
+                            }
+                        });
+                }
+                SlotKind::Other => {}
+            }
+        }
+        debug_assert!(global.iter().all(|s| !s.is_empty()) || n_chains == 0);
+        self.dirty = false;
+    }
+
+    /// Update the fused blocks among `blocks` (one superblock) at sweep `sweep`.
+    pub(crate) fn update_blocks(&mut self, blocks: &[usize], sweep: u64) {
+        let (plan, key, lanes) = (self.plan, self.key, self.lanes);
+        let fused = || blocks.iter().filter_map(|&b| plan.blocks[b].as_ref());
+        if self.par_scratch.is_empty() {
+            self.tiles.par_iter_mut().for_each(|tile| {
+                for fb in fused() {
+                    with_lanes!(lanes, W => update_tile::<W>(tile, fb, key, sweep));
+                }
+            });
+        } else {
+            for tile in &mut self.tiles {
+                for fb in fused() {
+                    with_lanes!(lanes, W => update_tile_split::<W>(tile, fb, key, sweep, &mut self.par_scratch));
+                }
+            }
+        }
+        self.dirty = true;
+    }
+
+    /// Run `n` whole sweeps, numbered from `first`, when every free block is fused.
+    pub(crate) fn run_sweeps(&mut self, order: &[Vec<usize>], first: u64, n: u64) {
+        if !self.par_scratch.is_empty() {
+            for s in first..first + n {
+                for blocks in order {
+                    self.update_blocks(blocks, s);
+                }
+            }
+            return;
+        }
+        let (plan, key, lanes) = (self.plan, self.key, self.lanes);
+        self.tiles.par_iter_mut().for_each(|tile| {
+            for s in first..first + n {
+                for blocks in order {
+                    for fb in blocks.iter().filter_map(|&b| plan.blocks[b].as_ref()) {
+                        with_lanes!(lanes, W => update_tile::<W>(tile, fb, key, s));
+                    }
+                }
+            }
+        });
+        self.dirty = true;
+    }
+}
+
+fn draw(key: PhiloxKey, fb: &FusedBlock, sweep: u64, chain0: u32) -> Draw {
+    Draw {
+        key,
+        update: BlockUpdate::new(sweep, u32::try_from(fb.block).expect("checked by the plan")),
+        chain0,
+    }
+}
+
+/// Update block `fb` of one tile in place.
+fn update_tile<const W: usize>(tile: &mut Tile, fb: &FusedBlock, key: PhiloxKey, sweep: u64) {
+    let Tile {
+        chain0,
+        bits,
+        cats,
+        out_bits,
+        out_cats,
+        scratch,
+    } = tile;
+    let len = fb.len;
+    update_nodes::<W>(
+        fb,
+        draw(key, fb, sweep, *chain0),
+        0..len,
+        TileState { bits, cats },
+        Out {
+            bits: &mut out_bits[..len],
+            cats: &mut out_cats[..len * W],
+        },
+        scratch,
+    );
+    match fb.head {
+        Head::Spin => bits[fb.start..fb.start + len].copy_from_slice(&out_bits[..len]),
+        Head::Cat(_) => {
+            cats[fb.start * W..(fb.start + len) * W].copy_from_slice(&out_cats[..len * W]);
+        }
+    }
+}
+
+/// Update block `fb` of one tile with its nodes split over the thread pool.
+fn update_tile_split<const W: usize>(
+    tile: &mut Tile,
+    fb: &FusedBlock,
+    key: PhiloxKey,
+    sweep: u64,
+    scratch: &mut [Scratch],
+) {
+    let len = fb.len;
+    let part = len
+        .div_ceil(scratch.len())
+        .next_multiple_of(kernel::CHUNK)
+        .max(kernel::CHUNK);
+    let d = draw(key, fb, sweep, tile.chain0);
+    let state = TileState {
+        bits: &tile.bits,
+        cats: &tile.cats,
+    };
+    match fb.head {
+        Head::Spin => tile.out_bits[..len]
+            .par_chunks_mut(part)
+            .zip(scratch.par_iter_mut())
+            .enumerate()
+            .for_each(|(i, (out, sc))| {
+                let nodes = i * part..i * part + out.len();
+                update_nodes::<W>(
+                    fb,
+                    d,
+                    nodes,
+                    state,
+                    Out {
+                        bits: out,
+                        cats: &mut [],
+                    },
+                    sc,
+                );
+            }),
+        Head::Cat(_) => tile.out_cats[..len * W]
+            .par_chunks_mut(part * W)
+            .zip(scratch.par_iter_mut())
+            .enumerate()
+            .for_each(|(i, (out, sc))| {
+                let nodes = i * part..i * part + out.len() / W;
+                update_nodes::<W>(
+                    fb,
+                    d,
+                    nodes,
+                    state,
+                    Out {
+                        bits: &mut [],
+                        cats: out,
+                    },
+                    sc,
+                );
+            }),
+    }
+    match fb.head {
+        Head::Spin => tile.bits[fb.start..fb.start + len].copy_from_slice(&tile.out_bits[..len]),
+        Head::Cat(_) => {
+            tile.cats[fb.start * W..(fb.start + len) * W]
+                .copy_from_slice(&tile.out_cats[..len * W]);
+        }
+    }
+}

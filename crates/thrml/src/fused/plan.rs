@@ -1,0 +1,349 @@
+//! Compiling a [`BlockSamplingProgram`] into fused per-block plans.
+
+use std::any::Any;
+
+use crate::kernels::philox::MAX_BLOCKS;
+use crate::models::discrete::{
+    CategoricalGibbsConditional, DiscreteEBMInteraction, SpinGibbsConditional,
+};
+use crate::pgm::DType;
+use crate::program::BlockSamplingProgram;
+
+/// How the fused engine stores the nodes of one global slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SlotKind {
+    /// Scalar `bool` states: one bit per chain.
+    Spin,
+    /// Scalar `u8` states: one byte per chain.
+    Cat,
+    /// Anything else: only the generic path touches it.
+    Other,
+}
+
+/// A global slot in the engine's numbering: position `p` is engine node `base + p` of the
+/// slot's kind.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SlotMap {
+    pub kind: SlotKind,
+    pub base: usize,
+    pub size: usize,
+}
+
+/// The head of a fused block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Head {
+    /// Spins: `P(+1) = σ(2γ)`.
+    Spin,
+    /// Categoricals with this many categories: `P(k) ∝ exp(θ_k)`.
+    Cat(usize),
+}
+
+/// A general discrete term `s_1 ⋯ s_M · W[(k,) c_1, …, c_N]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GenTerm {
+    /// Offset of the term's weight row in [`Terms::gen_w`].
+    pub w_off: u32,
+    /// Stride of the head axis (categorical heads).
+    pub head_stride: u32,
+    /// Spin tails: `gen_spin[spins.0..spins.1]`.
+    pub spins: (u32, u32),
+    /// Categorical tails: `gen_cat[cats.0..cats.1]`, each `(engine node, weight stride)`.
+    pub cats: (u32, u32),
+}
+
+/// The terms of a block's nodes, CSR over the block's positions.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Terms {
+    /// Spin heads: `γ = c0 + Σ 2w · b` over pairwise spin tails (`b ∈ {0, 1}`), so
+    /// `c0 = bias − Σ w`. Categorical heads: `θ_k = bias[k] + …`; `len · K` values.
+    pub bias: Vec<f32>,
+    /// Pairwise spin tails of spin heads: CSR offsets, engine nodes, doubled weights.
+    pub spin_off: Vec<u32>,
+    pub spin_idx: Vec<u32>,
+    pub spin_w2: Vec<f32>,
+    /// Pairwise categorical tails of categorical heads: CSR offsets, engine nodes, table
+    /// offsets (a `K × K'` table in `cat_tab`) and `K'`.
+    pub cat_off: Vec<u32>,
+    pub cat_idx: Vec<u32>,
+    pub cat_tab_off: Vec<u32>,
+    pub cat_k: Vec<u32>,
+    pub cat_tab: Vec<f32>,
+    /// Everything else.
+    pub gen_off: Vec<u32>,
+    pub general: Vec<GenTerm>,
+    pub gen_spin: Vec<u32>,
+    pub gen_cat: Vec<(u32, u32)>,
+    pub gen_w: Vec<f32>,
+}
+
+/// One free block compiled for the fused kernels.
+#[derive(Clone, Debug)]
+pub(crate) struct FusedBlock {
+    /// Its index among the free blocks (the Philox block index).
+    pub block: usize,
+    pub head: Head,
+    /// Engine node of its position 0 (a block is contiguous in its slot).
+    pub start: usize,
+    pub len: usize,
+    pub terms: Terms,
+}
+
+/// A program compiled for the fused engine: where every node lives, and a plan for each
+/// free block that the fused kernels can update (`None`: the generic path updates it).
+#[derive(Clone, Debug)]
+pub(crate) struct FusedPlan {
+    pub slots: Vec<SlotMap>,
+    pub n_spin: usize,
+    pub n_cat: usize,
+    pub blocks: Vec<Option<FusedBlock>>,
+    /// The most categories of a fused categorical block (0 if none).
+    pub max_k: usize,
+    /// The most nodes of a fused block.
+    pub max_len: usize,
+}
+
+/// Row-major strides of `shape`.
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1usize; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+fn to_u32(x: usize) -> u32 {
+    u32::try_from(x).expect("fused plans index fewer than 2^32 nodes and weights")
+}
+
+impl FusedPlan {
+    /// Compile `program`. Free blocks whose sampler is the built-in
+    /// [`SpinGibbsConditional`] or [`CategoricalGibbsConditional`], whose interactions are
+    /// all [`DiscreteEBMInteraction`]s over scalar `bool`/`u8` nodes, and none of whose
+    /// tails lie in the block's own superblock get a plan.
+    pub(crate) fn compile(program: &BlockSamplingProgram) -> FusedPlan {
+        let spec = &program.gibbs_spec;
+        let (mut n_spin, mut n_cat) = (0, 0);
+        let slots: Vec<SlotMap> = spec
+            .slot_sizes
+            .iter()
+            .enumerate()
+            .map(|(slot, &size)| {
+                let b = spec.block_to_global_slice_spec[slot][0];
+                let (kind, counter) = match spec.all_block_sds[b].scalar_dtype() {
+                    Some(DType::Bool) => (SlotKind::Spin, &mut n_spin),
+                    Some(DType::U8) => (SlotKind::Cat, &mut n_cat),
+                    _ => {
+                        return SlotMap {
+                            kind: SlotKind::Other,
+                            base: 0,
+                            size,
+                        };
+                    }
+                };
+                let base = *counter;
+                *counter += size;
+                SlotMap { kind, base, size }
+            })
+            .collect();
+        // Superblock of every free engine node, per kind.
+        let mut sb_spin = vec![usize::MAX; n_spin];
+        let mut sb_cat = vec![usize::MAX; n_cat];
+        for (s, order) in spec.sampling_order.iter().enumerate() {
+            for &b in order {
+                let (slot, start) = spec.block_offsets[b];
+                let m = slots[slot];
+                let table = match m.kind {
+                    SlotKind::Spin => &mut sb_spin,
+                    SlotKind::Cat => &mut sb_cat,
+                    SlotKind::Other => continue,
+                };
+                for p in start..start + spec.free_blocks[b].len() {
+                    table[m.base + p] = s;
+                }
+            }
+        }
+        let superblock_of = |b: usize| {
+            spec.sampling_order
+                .iter()
+                .position(|o| o.contains(&b))
+                .expect("every free block is in the sampling order")
+        };
+        let mut blocks = Vec::with_capacity(spec.free_blocks.len());
+        let (mut max_k, mut max_len) = (0, 0);
+        for b in 0..spec.free_blocks.len() {
+            let (slot, start) = spec.block_offsets[b];
+            let m = slots[slot];
+            let sampler: &dyn Any = program.samplers[b].as_ref();
+            if b >= MAX_BLOCKS as usize {
+                blocks.push(None);
+                continue;
+            }
+            let head = match m.kind {
+                SlotKind::Spin if sampler.is::<SpinGibbsConditional>() => Head::Spin,
+                SlotKind::Cat => match sampler.downcast_ref::<CategoricalGibbsConditional>() {
+                    Some(c) => Head::Cat(c.n_categories),
+                    None => {
+                        blocks.push(None);
+                        continue;
+                    }
+                },
+                _ => {
+                    blocks.push(None);
+                    continue;
+                }
+            };
+            let ctx = Ctx {
+                slots: &slots,
+                sb_spin: &sb_spin,
+                sb_cat: &sb_cat,
+                superblock: superblock_of(b),
+            };
+            let len = spec.free_blocks[b].len();
+            let plan = ctx
+                .terms(head, len, &program.per_block_interactions[b])
+                .map(|terms| FusedBlock {
+                    block: b,
+                    head,
+                    start: m.base + start,
+                    len,
+                    terms,
+                });
+            if let Some(p) = &plan {
+                max_len = max_len.max(p.len);
+                if let Head::Cat(k) = head {
+                    max_k = max_k.max(k);
+                }
+            }
+            blocks.push(plan);
+        }
+        FusedPlan {
+            slots,
+            n_spin,
+            n_cat,
+            blocks,
+            max_k,
+            max_len,
+        }
+    }
+
+    /// Whether any free block has a fused plan.
+    pub(crate) fn any(&self) -> bool {
+        self.blocks.iter().any(Option::is_some)
+    }
+}
+
+/// What term compilation needs to know about the program.
+struct Ctx<'a> {
+    slots: &'a [SlotMap],
+    sb_spin: &'a [usize],
+    sb_cat: &'a [usize],
+    superblock: usize,
+}
+
+impl Ctx<'_> {
+    /// Engine node of tail position `pos` in `slot`, if it has the wanted kind and is not
+    /// updated in the same superblock.
+    fn tail(&self, slot: usize, pos: usize, want: SlotKind) -> Option<u32> {
+        let m = self.slots[slot];
+        if m.kind != want {
+            return None;
+        }
+        let idx = m.base + pos;
+        let sb = match want {
+            SlotKind::Spin => self.sb_spin[idx],
+            _ => self.sb_cat[idx],
+        };
+        (sb != self.superblock).then(|| to_u32(idx))
+    }
+
+    /// The terms of a block, or `None` if an interaction is not fusable.
+    fn terms(
+        &self,
+        head: Head,
+        len: usize,
+        interactions: &[crate::sampler::BlockInteraction],
+    ) -> Option<Terms> {
+        let k_head = match head {
+            Head::Spin => 1,
+            Head::Cat(k) => k,
+        };
+        let mut t = Terms {
+            bias: vec![0.0; len * k_head],
+            ..Terms::default()
+        };
+        let discrete: Vec<&DiscreteEBMInteraction> = interactions
+            .iter()
+            .map(|bi| bi.downcast::<DiscreteEBMInteraction>())
+            .collect::<Option<_>>()?;
+        t.spin_off.push(0);
+        t.cat_off.push(0);
+        t.gen_off.push(0);
+        for j in 0..len {
+            let mut wsum = 0.0f32;
+            for (bi, d) in interactions.iter().zip(&discrete) {
+                let tails = bi.tails();
+                let n_tails = tails.len();
+                let shape = d.weights.shape();
+                let st = strides(shape);
+                let row_len = st[0];
+                let w = d.weights.as_slice()?;
+                let head_axes = usize::from(matches!(head, Head::Cat(_)));
+                for e in bi.entries(j) {
+                    let row = &w[bi.row(e) * row_len..(bi.row(e) + 1) * row_len];
+                    let tail_node = |ti: usize| {
+                        let want = if ti < d.n_spin {
+                            SlotKind::Spin
+                        } else {
+                            SlotKind::Cat
+                        };
+                        self.tail(tails[ti].slot, tails[ti].positions[e], want)
+                    };
+                    match head {
+                        Head::Spin if n_tails == 0 => t.bias[j] += row[0],
+                        Head::Spin if n_tails == 1 && d.n_spin == 1 => {
+                            t.spin_idx.push(tail_node(0)?);
+                            t.spin_w2.push(2.0 * row[0]);
+                            wsum += row[0];
+                        }
+                        Head::Cat(k) if n_tails == 0 => {
+                            for c in 0..k {
+                                t.bias[j * k + c] += row[c * st[1]];
+                            }
+                        }
+                        Head::Cat(_) if n_tails == 1 && d.n_spin == 0 => {
+                            t.cat_idx.push(tail_node(0)?);
+                            t.cat_tab_off.push(to_u32(t.cat_tab.len()));
+                            t.cat_k.push(to_u32(shape[2]));
+                            t.cat_tab.extend_from_slice(row);
+                        }
+                        _ => {
+                            let spins0 = to_u32(t.gen_spin.len());
+                            for ti in 0..d.n_spin {
+                                t.gen_spin.push(tail_node(ti)?);
+                            }
+                            let cats0 = to_u32(t.gen_cat.len());
+                            for ti in d.n_spin..n_tails {
+                                let axis = 1 + head_axes + ti - d.n_spin;
+                                t.gen_cat.push((tail_node(ti)?, to_u32(st[axis])));
+                            }
+                            t.general.push(GenTerm {
+                                w_off: to_u32(t.gen_w.len()),
+                                head_stride: if head_axes == 1 { to_u32(st[1]) } else { 0 },
+                                spins: (spins0, to_u32(t.gen_spin.len())),
+                                cats: (cats0, to_u32(t.gen_cat.len())),
+                            });
+                            t.gen_w.extend_from_slice(row);
+                        }
+                    }
+                }
+            }
+            if head == Head::Spin {
+                t.bias[j] -= wsum;
+            }
+            t.spin_off.push(to_u32(t.spin_idx.len()));
+            t.cat_off.push(to_u32(t.cat_idx.len()));
+            t.gen_off.push(to_u32(t.general.len()));
+        }
+        Some(t)
+    }
+}

@@ -335,6 +335,28 @@ impl BlockSamplingProgram {
             }
             let leaf = &global_state[slot][0];
             let size = spec.slot_sizes[slot];
+            if let Some(values) = leaf.as_slice::<u8>()
+                && size > 0
+            {
+                // The common case, row by row without conversions.
+                let bad = values.chunks_exact(size).enumerate().find_map(|(c, row)| {
+                    row.iter()
+                        .zip(limits)
+                        .position(|(&v, l)| l.is_some_and(|l| usize::from(v) >= l))
+                        .map(|p| (c, p))
+                });
+                if let Some((c, p)) = bad {
+                    let node = node_at(spec, slot, p);
+                    return Err(Error::ValueOutOfRange(format!(
+                        "node {} (kind `{}`) has state {} in chain {c}, but its interactions accept 0..{}",
+                        node.id(),
+                        node.kind(),
+                        values[c * size + p],
+                        limits[p].unwrap_or(0)
+                    )));
+                }
+                continue;
+            }
             let n = leaf.shape().iter().product::<usize>();
             for i in 0..n {
                 let pos = i % size;

@@ -8,12 +8,13 @@ use std::ops::Range;
 
 use multiversion::multiversion;
 
-use super::plan::{FusedBlock, GenTerm, Head, Terms};
+use super::plan::{FusedBlock, GenTerm, Head, NODE_LANES, Terms};
 use crate::kernels::math::{sample_softmax_chains, spin_up};
 use crate::kernels::philox::{BlockUpdate, PhiloxKey, fill_words};
 
-/// Nodes whose random words are drawn together (a multiple of 4, the Philox word count).
-pub(crate) const CHUNK: usize = 16;
+/// Nodes whose random words are drawn together: a multiple of 4 (the Philox word count)
+/// and of [`NODE_LANES`]; for one chain, 64 nodes are one batch of 16 Philox calls.
+pub(crate) const CHUNK: usize = 64;
 
 /// Per-worker buffers, allocated once per run.
 #[derive(Debug)]
@@ -80,6 +81,19 @@ pub(crate) fn update_nodes<const W: usize>(
             draw.chain0..draw.chain0.wrapping_add(W as u32),
             words,
         );
+        if W == 1 && fb.head == Head::Spin {
+            // One chain: vectorise across the nodes of the block instead.
+            for g0 in (j0..j1).step_by(NODE_LANES) {
+                let w: [u32; NODE_LANES] =
+                    std::array::from_fn(|l| words.get(g0 - j0 + l).copied().unwrap_or(0));
+                let mask = spin_nodes_one_chain(t, g0, state, &w);
+                for j in g0..(g0 + NODE_LANES).min(j1) {
+                    out.bits[j - nodes.start] = (mask >> (j - g0)) & 1;
+                }
+            }
+            j0 = j1;
+            continue;
+        }
         for j in j0..j1 {
             let w: &[u32; W] = words[(j - j0) * W..(j - j0 + 1) * W]
                 .try_into()
@@ -100,6 +114,13 @@ pub(crate) fn update_nodes<const W: usize>(
         }
         j0 = j1;
     }
+}
+
+/// `w` if `on`, else `+0.0`, without a branch (a data-dependent branch on a spin
+/// mispredicts half the time; vector code turns this into a masked add).
+#[inline(always)]
+fn masked(w: f32, on: bool) -> f32 {
+    f32::from_bits(w.to_bits() & 0u32.wrapping_sub(u32::from(on)))
 }
 
 /// `(±1, flat weight index)` of a general term in lane `l`.
@@ -129,7 +150,7 @@ fn spin_node<const W: usize>(t: &Terms, j: usize, state: TileState<'_>, words: &
         let m = state.bits[t.spin_idx[e] as usize];
         let w2 = t.spin_w2[e];
         for (l, gl) in g.iter_mut().enumerate() {
-            *gl += if (m >> l) & 1 != 0 { w2 } else { 0.0 };
+            *gl += masked(w2, (m >> l) & 1 != 0);
         }
     }
     for gt in &t.general[t.gen_off[j] as usize..t.gen_off[j + 1] as usize] {
@@ -138,11 +159,62 @@ fn spin_node<const W: usize>(t: &Terms, j: usize, state: TileState<'_>, words: &
             *gl += sign * t.gen_w[idx];
         }
     }
-    let mut mask = 0u64;
+    let mut up = [0u8; W];
     for l in 0..W {
-        mask |= u64::from(spin_up(g[l], words[l])) << l;
+        up[l] = u8::from(spin_up(g[l], words[l]));
+    }
+    pack_bits(&up)
+}
+
+/// Bit `l` of the result is `up[l]` (each 0 or 1), 8 lanes per multiply: the bytes of
+/// `x · 0x0102_0408_1020_4080` gather one bit from each byte of `x` into the top byte.
+#[inline(always)]
+fn pack_bits<const W: usize>(up: &[u8; W]) -> u64 {
+    if W < 8 {
+        return up
+            .iter()
+            .enumerate()
+            .fold(0, |m, (l, &b)| m | u64::from(b) << l);
+    }
+    let mut mask = 0u64;
+    for (i, chunk) in up.chunks_exact(8).enumerate() {
+        let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        mask |= (x.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * i);
     }
     mask
+}
+
+/// The new spins (bit `l`) of block positions `g0 .. g0 + NODE_LANES` (`g0` a multiple of
+/// `NODE_LANES`) in a one-chain tile: the pairwise fields are gathered row by row.
+#[inline(always)]
+fn spin_nodes_one_chain(
+    t: &Terms,
+    g0: usize,
+    state: TileState<'_>,
+    words: &[u32; NODE_LANES],
+) -> u64 {
+    let g = g0 / NODE_LANES;
+    let len = t.spin_off.len() - 1;
+    let mut field: [f32; NODE_LANES] =
+        std::array::from_fn(|l| t.bias.get(g0 + l).copied().unwrap_or(0.0));
+    let (r0, r1) = (t.ell_off[g] as usize, t.ell_off[g + 1] as usize);
+    for (idx, w2) in t.ell_idx[r0..r1].iter().zip(&t.ell_w2[r0..r1]) {
+        for l in 0..NODE_LANES {
+            field[l] += masked(w2[l], state.bits[idx[l] as usize] & 1 != 0);
+        }
+    }
+    for (l, f) in field.iter_mut().enumerate().take(len.saturating_sub(g0)) {
+        let j = g0 + l;
+        for gt in &t.general[t.gen_off[j] as usize..t.gen_off[j + 1] as usize] {
+            let (sign, idx) = gen_entry::<1>(t, gt, state, 0);
+            *f += sign * t.gen_w[idx];
+        }
+    }
+    let mut up = [0u8; NODE_LANES];
+    for l in 0..NODE_LANES {
+        up[l] = u8::from(spin_up(field[l], words[l]));
+    }
+    pack_bits(&up)
 }
 
 /// Draw categorical `j` in every lane: `θ_k = bias_k + Σ W[k, x] + general terms`.
@@ -175,7 +247,7 @@ fn cat_node<const W: usize>(
                 }
                 let row: &mut [f32; W] = row.try_into().expect("W lanes");
                 for l in 0..W {
-                    row[l] += if usize::from(x[l]) == v { wv } else { 0.0 };
+                    row[l] += masked(wv, usize::from(x[l]) == v);
                 }
             }
         }
@@ -189,4 +261,27 @@ fn cat_node<const W: usize>(
         }
     }
     sample_softmax_chains(theta, words, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pack_bits;
+
+    #[test]
+    fn pack_bits_puts_lane_l_in_bit_l() {
+        for m in 0..=u16::MAX {
+            let up: [u8; 16] = std::array::from_fn(|l| u8::from(m >> l & 1 == 1));
+            assert_eq!(pack_bits(&up), u64::from(m));
+        }
+        for m in [
+            0u64,
+            1,
+            u64::MAX,
+            0x8000_0000_0000_0001,
+            0xdead_beef_0123_4567,
+        ] {
+            let up: [u8; 64] = std::array::from_fn(|l| u8::from(m >> l & 1 == 1));
+            assert_eq!(pack_bits(&up), m);
+        }
+    }
 }

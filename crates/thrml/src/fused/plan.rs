@@ -68,6 +68,12 @@ pub(crate) struct Terms {
     pub cat_tab_off: Vec<u32>,
     pub cat_k: Vec<u32>,
     pub cat_tab: Vec<f32>,
+    /// Pairwise spin tails of spin heads again, for one chain: groups of [`NODE_LANES`]
+    /// consecutive nodes, each a list of rows of `NODE_LANES` (node, doubled weight), padded
+    /// with weight 0; group `g` has rows `ell_off[g]..ell_off[g + 1]`.
+    pub ell_off: Vec<u32>,
+    pub ell_idx: Vec<[u32; NODE_LANES]>,
+    pub ell_w2: Vec<[f32; NODE_LANES]>,
     /// Everything else.
     pub gen_off: Vec<u32>,
     pub general: Vec<GenTerm>,
@@ -75,6 +81,9 @@ pub(crate) struct Terms {
     pub gen_cat: Vec<(u32, u32)>,
     pub gen_w: Vec<f32>,
 }
+
+/// Nodes of one block updated together when a tile holds a single chain.
+pub(crate) const NODE_LANES: usize = 16;
 
 /// One free block compiled for the fused kernels.
 #[derive(Clone, Debug)]
@@ -343,6 +352,31 @@ impl Ctx<'_> {
             t.spin_off.push(to_u32(t.spin_idx.len()));
             t.cat_off.push(to_u32(t.cat_idx.len()));
             t.gen_off.push(to_u32(t.general.len()));
+        }
+        if head == Head::Spin {
+            t.ell_off.push(0);
+            for g0 in (0..len).step_by(NODE_LANES) {
+                let nodes = g0..(g0 + NODE_LANES).min(len);
+                let rows = nodes
+                    .clone()
+                    .map(|j| t.spin_off[j + 1] - t.spin_off[j])
+                    .max()
+                    .unwrap_or(0) as usize;
+                for r in 0..rows {
+                    let mut idx = [0u32; NODE_LANES];
+                    let mut w2 = [0f32; NODE_LANES];
+                    for (l, j) in nodes.clone().enumerate() {
+                        let e = t.spin_off[j] as usize + r;
+                        if e < t.spin_off[j + 1] as usize {
+                            idx[l] = t.spin_idx[e];
+                            w2[l] = t.spin_w2[e];
+                        }
+                    }
+                    t.ell_idx.push(idx);
+                    t.ell_w2.push(w2);
+                }
+                t.ell_off.push(to_u32(t.ell_idx.len()));
+            }
         }
         Some(t)
     }

@@ -1,10 +1,10 @@
 //! The `thrml` command-line tool: sample and evaluate THRML models stored in files.
 //!
 //! ```text
-//! thrml sample MODEL.json --chains N --warmup W --samples S --steps-per-sample K --seed X --out DIR
+//! thrml sample MODEL.json --chains N --warmup W --samples S --steps-per-sample K --seed X --out DIR [--threads T]
 //! thrml energy MODEL.json --states STATES.npz --out ENERGIES.npy
 //! thrml demo
-//! thrml bench [--workload NAME,...] [--chains 1,16,256] [--sweeps N] [--repeats R] [--json]
+//! thrml bench [--workload NAME,...] [--chains 1,16,256] [--threads 1,2] [--engine fused|generic] [--sweeps N] [--repeats R] [--json]
 //! ```
 //!
 //! The model format is documented in `docs/model-format.md`, the commands in `docs/cli.md`.
@@ -96,6 +96,9 @@ struct SampleArgs {
     /// Output directory (created if missing) for samples.npz and nodes.json.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// Worker threads (0: one per logical CPU). The samples do not depend on it.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 #[derive(Debug, Args)]
@@ -250,7 +253,9 @@ fn sample(args: &SampleArgs) -> Result<(), Failure> {
         .ok_or_else(|| usage("--warmup + (--samples − 1) × --steps-per-sample overflows"))?;
     let model = Model::from_path(&args.model)?;
     let start = Instant::now();
-    let samples = model.sample(args.seed, args.chains, &schedule)?;
+    let samples = thrml::with_threads(args.threads, || {
+        model.sample(args.seed, args.chains, &schedule)
+    })??;
     let elapsed = start.elapsed().as_secs_f64();
     let path = samples.write_dir(&args.out)?;
     let kinds: Vec<String> = samples

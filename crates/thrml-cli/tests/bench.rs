@@ -1,5 +1,6 @@
-//! `thrml bench` runs a tiny workload and prints parseable JSON with positive rates (no
-//! timing assertion), and a missing data folder fails in one line before anything runs.
+//! `thrml bench` runs a tiny workload on each engine and thread count and prints parseable
+//! JSON with positive rates (no timing assertion), and a missing data folder fails in one
+//! line before anything runs.
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -38,13 +39,16 @@ fn tiny_chimera_run_prints_json_with_positive_rates() {
             "2",
             "--repeats",
             "1",
+            "--threads",
+            "1,2",
             "--json",
             "--data-dir",
             data,
         ],
     );
     let doc: Value = serde_json::from_str(&stdout).expect("bench --json prints one JSON document");
-    assert_eq!(doc["threads"], 1);
+    assert_eq!(doc["threads"], serde_json::json!([1, 2]));
+    assert_eq!(doc["engine"], "fused");
     let simd = doc["simd"].as_str().unwrap();
     assert!(
         ["avx512f", "avx2", "neon", "portable"].contains(&simd),
@@ -58,17 +62,19 @@ fn tiny_chimera_run_prints_json_with_positive_rates() {
     assert_eq!(builds[0]["colours"], 2);
     assert!(builds[0]["program_ms_median"].as_f64().unwrap() > 0.0);
     let runs = doc["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 1);
-    let r = &runs[0];
-    assert_eq!(r["workload"], "chimera");
-    assert_eq!(r["chains"], 2);
-    assert_eq!(r["sweeps"], 2);
-    assert_eq!(r["repeats"], 1);
-    assert_eq!(r["flips"].as_f64().unwrap(), 2048.0 * 2.0 * 2.0);
-    assert!(r["median_s"].as_f64().unwrap() > 0.0);
-    assert!(r["flips_per_ns"].as_f64().unwrap() > 0.0);
-    assert_eq!(r["threads"], 1);
-    assert_eq!(r["simd"], simd);
+    assert_eq!(runs.len(), 2);
+    for (r, threads) in runs.iter().zip([1, 2]) {
+        assert_eq!(r["workload"], "chimera");
+        assert_eq!(r["chains"], 2);
+        assert_eq!(r["sweeps"], 2);
+        assert_eq!(r["repeats"], 1);
+        assert_eq!(r["flips"].as_f64().unwrap(), 2048.0 * 2.0 * 2.0);
+        assert!(r["median_s"].as_f64().unwrap() > 0.0);
+        assert!(r["flips_per_ns"].as_f64().unwrap() > 0.0);
+        assert_eq!(r["threads"], threads);
+        assert_eq!(r["engine"], "fused");
+        assert_eq!(r["simd"], simd);
+    }
 }
 
 #[test]
@@ -87,6 +93,10 @@ fn text_output_has_one_line_per_run() {
             "1",
             "--repeats",
             "1",
+            "--threads",
+            "1",
+            "--engine",
+            "generic",
         ],
     );
     let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("mixed")).collect();

@@ -169,3 +169,33 @@ fn clamped_nodes_are_not_sampled_and_columns_follow_node_ids() {
             .all(|&v| v < 4)
     );
 }
+
+#[test]
+fn thread_count_does_not_change_the_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "model.json", EXAMPLE);
+    let run = |threads: &str, out: &str| {
+        support::thrml_ok(
+            dir.path(),
+            &[
+                "sample",
+                "model.json",
+                "--chains",
+                "70",
+                "--samples",
+                "5",
+                "--warmup",
+                "3",
+                "--seed",
+                "9",
+                "--threads",
+                threads,
+                "--out",
+                out,
+            ],
+        );
+        std::fs::read(dir.path().join(out).join("samples.npz")).unwrap()
+    };
+    assert_eq!(run("1", "t1"), run("2", "t2"));
+    assert_eq!(run("1", "t1"), run("3", "t3"));
+}

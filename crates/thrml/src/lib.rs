@@ -34,6 +34,7 @@
 //! | `AbstractObserver`, `StateObserver`, `MomentAccumulatorObserver` | same names | [`observer`] |
 //! | `IsingEBM`, `IsingSamplingProgram`, `IsingTrainingSpec`, `hinton_init`, `estimate_moments`, `estimate_kl_grad` | same names | [`models::ising`] |
 //! | JAX `Key`, `vmap` over chains | [`Key`] (splittable), one [`ChainRng`] stream per chain; every state has a chain axis | [`rng`], [`run`] |
+//! | XLA's compiled, vectorised sweep | built-in discrete blocks compiled to SIMD kernels across chains, threads via [`with_threads`]; [`BlockSamplingProgram::fused_blocks`], [`BlockSamplingProgram::set_fused_kernels`] | [`fused`], [`kernels`] |
 //!
 //! Where Python passes padded arrays with `active_flags`, a compiled program here stores
 //! ragged per-node lists ([`BlockInteraction`]), so every entry a sampler sees is active.

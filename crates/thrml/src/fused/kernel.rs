@@ -9,7 +9,7 @@ use std::ops::Range;
 use multiversion::multiversion;
 
 use super::plan::{FusedBlock, GenTerm, Head, NODE_LANES, Terms};
-use crate::kernels::math::{sample_softmax_chains, spin_up};
+use crate::kernels::math::{sample_softmax, sample_softmax_chains, spin_up};
 use crate::kernels::philox::{BlockUpdate, PhiloxKey, fill_words};
 
 /// Nodes whose random words are drawn together: a multiple of 4 (the Philox word count)
@@ -260,7 +260,12 @@ fn cat_node<const W: usize>(
             }
         }
     }
-    sample_softmax_chains(theta, words, out);
+    if W == 1 {
+        // Bit-identical to the batched form, without padding one chain to a full batch.
+        out[0] = u8::try_from(sample_softmax(theta, words[0])).expect("at most 256 categories");
+    } else {
+        sample_softmax_chains(theta, words, out);
+    }
 }
 
 #[cfg(test)]

@@ -167,7 +167,7 @@ impl Engine {
 }
 
 /// The SIMD level of this CPU, detected at run time: a fact about the machine, printed so
-/// that figures can be compared. (The generic engine does not use it explicitly.)
+/// that figures can be compared. The fused kernels dispatch on the same detection.
 pub(crate) fn simd_level() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {

@@ -226,6 +226,97 @@ fn same_samples_for_any_thread_count() {
     }
 }
 
+/// A 64×64 periodic grid of spins (Ising) and one of 3-state categoricals (random pair
+/// tables), coupled site by site, in checkerboard blocks of 2,048 nodes: large enough that
+/// a 16-lane tile splits each block update over the threads.
+fn big_grid_program() -> (FactorSamplingProgram, Vec<Block>) {
+    let side = 64;
+    let n = side * side;
+    let s = Node::many(NodeKind::SPIN, n);
+    let c = Node::many(NodeKind::CATEGORICAL, n);
+    let edges = grid_edges(side, side, true);
+    let mut rng = ChainRng::seed_from_u64(31);
+    let mut normal = |k: usize| -> Vec<f32> {
+        (0..k)
+            .map(|_| 0.4 * rng.sample::<f32, _>(StandardNormal))
+            .collect()
+    };
+    let ends = |nodes: &[Node], pick: fn(&(usize, usize)) -> usize| {
+        block(&edges.iter().map(|e| nodes[pick(e)]).collect::<Vec<_>>())
+    };
+    let factors: Vec<Arc<dyn EBMFactor>> = vec![
+        Arc::new(
+            SpinEBMFactor::new(
+                vec![ends(&s, |e| e.0), ends(&s, |e| e.1)],
+                ArrayD::from_shape_vec(vec![edges.len()], normal(edges.len())).unwrap(),
+            )
+            .unwrap(),
+        ),
+        Arc::new(
+            CategoricalEBMFactor::new(
+                vec![ends(&c, |e| e.0), ends(&c, |e| e.1)],
+                ArrayD::from_shape_vec(vec![edges.len(), 3, 3], normal(9 * edges.len())).unwrap(),
+            )
+            .unwrap(),
+        ),
+        Arc::new(
+            DiscreteEBMFactor::new(
+                vec![block(&s)],
+                vec![block(&c)],
+                ArrayD::from_shape_vec(vec![n, 3], normal(3 * n)).unwrap(),
+            )
+            .unwrap(),
+        ),
+    ];
+    let colour = thrml::graph::checkerboard(side, side);
+    let pick = |nodes: &[Node], k: usize| {
+        block(
+            &(0..n)
+                .filter(|&i| colour[i] == k)
+                .map(|i| nodes[i])
+                .collect::<Vec<_>>(),
+        )
+    };
+    let free = vec![pick(&s, 0), pick(&s, 1), pick(&c, 0), pick(&c, 1)];
+    let spec = BlockGibbsSpec::new(free.clone(), vec![], &default_node_shape_dtypes()).unwrap();
+    let samplers: Vec<Arc<dyn AbstractConditionalSampler>> = vec![
+        Arc::new(SpinGibbsConditional),
+        Arc::new(SpinGibbsConditional),
+        Arc::new(CategoricalGibbsConditional::new(3)),
+        Arc::new(CategoricalGibbsConditional::new(3)),
+    ];
+    let program = FactorSamplingProgram::new(spec, samplers, &factors, vec![]).unwrap();
+    (program, free)
+}
+
+#[test]
+fn block_updates_split_over_threads_give_the_same_samples() {
+    let (program, free) = big_grid_program();
+    assert!(program.fused_blocks().iter().all(|&f| f));
+    let schedule = SamplingSchedule::new(3, 2, 1).unwrap();
+    let init = mixed_init(&free, 5);
+    let run = |threads| {
+        with_threads(threads, || {
+            sample_states(Key::new(17), &program, &schedule, &init, &[], &free).unwrap()
+        })
+        .unwrap()
+    };
+    let one = run(1);
+    assert_eq!(one, run(2));
+    assert_eq!(one, run(3));
+    // And the same as each chain run alone (a one-lane tile, not split).
+    let alone = sample_states(
+        Key::new(17),
+        &program,
+        &schedule,
+        &first_chains(&init, 1),
+        &[],
+        &free,
+    )
+    .unwrap();
+    assert_eq!(chain_of(&one, 0), chain_of(&alone, 0));
+}
+
 #[test]
 fn a_chain_does_not_depend_on_the_batch() {
     // Chain c draws the same samples whether it runs alone (1 lane), in a 16-lane tile or

@@ -61,6 +61,10 @@ use kernel::{Draw, Out, Scratch, TileState, update_nodes};
 /// `fold_in` tag that separates the fused engine's Philox key from the run's ChaCha streams.
 const PHILOX_STREAM: u64 = 0x7068_696c_6f78;
 
+/// Smallest block update (nodes × lanes) split over threads: below it, waking the other
+/// threads costs more than the work (a Pegasus(14) block of ~1,000 nodes in one chain).
+const SPLIT_MIN_FLIPS: usize = 1 << 15;
+
 /// Dispatch on the lane count with `W` a constant.
 macro_rules! with_lanes {
     ($lanes:expr, $w:ident => $body:expr) => {
@@ -247,7 +251,11 @@ impl<'p> Engine<'p> {
         } else {
             for tile in &mut self.tiles {
                 for fb in fused() {
-                    with_lanes!(lanes, W => update_tile_split::<W>(tile, fb, key, sweep, &mut self.par_scratch));
+                    if fb.len * lanes < SPLIT_MIN_FLIPS {
+                        with_lanes!(lanes, W => update_tile::<W>(tile, fb, key, sweep));
+                    } else {
+                        with_lanes!(lanes, W => update_tile_split::<W>(tile, fb, key, sweep, &mut self.par_scratch));
+                    }
                 }
             }
         }

@@ -725,10 +725,14 @@ fn chains_draw_independent_streams() {
     }
 }
 
-/// A user-defined spin sampler (the extension pattern of `SpinGibbsConditional`): exact,
-/// but unknown to the fused engine, so its blocks take the generic path.
+/// A user-defined spin sampler (the extension pattern of `SpinGibbsConditional`), unknown
+/// to the fused engine, so its blocks take the generic path. It draws `P(+1) = σ(2sγ)`:
+/// exact for `field_scale` s = 1; s = ½ is a classic bug (`σ(γ)` instead of `σ(2γ)`) that
+/// the checker must reject.
 #[derive(Debug)]
-struct UserSpinSampler;
+struct UserSpinSampler {
+    field_scale: f32,
+}
 
 impl AbstractParametricConditionalSampler for UserSpinSampler {
     type Parameters = Array2<f32>;
@@ -743,7 +747,7 @@ impl AbstractParametricConditionalSampler for UserSpinSampler {
         for bi in inputs.interactions {
             assert!(SpinGibbsConditional::accumulate(bi, inputs, &mut gamma));
         }
-        gamma
+        gamma * self.field_scale
     }
 
     fn sample_given_parameters(
@@ -785,7 +789,7 @@ fn fused_and_generic_blocks_in_one_program() {
             .iter()
             .map(|b| -> Arc<dyn AbstractConditionalSampler> {
                 if b[0] == s[1] {
-                    Arc::new(UserSpinSampler)
+                    Arc::new(UserSpinSampler { field_scale: 1.0 })
                 } else {
                     model.sampler(b)
                 }
@@ -816,37 +820,6 @@ fn fused_and_generic_blocks_in_one_program() {
 // ---------------------------------------------------------------------------------------
 // Negative controls: the checker must reject wrong samplers
 // ---------------------------------------------------------------------------------------
-
-/// A spin sampler with a classic bug: it draws `P(+1) = σ(γ)` instead of `σ(2γ)`.
-#[derive(Debug)]
-struct HalfFieldSpinSampler;
-
-impl AbstractParametricConditionalSampler for HalfFieldSpinSampler {
-    type Parameters = Array2<f32>;
-
-    fn compute_parameters(
-        &self,
-        _: &mut [ChainRng],
-        inputs: &SamplerInputs<'_>,
-        _: &SamplerState,
-    ) -> Array2<f32> {
-        let mut gamma = Array2::zeros((inputs.n_chains, inputs.n_nodes()));
-        for bi in inputs.interactions {
-            assert!(SpinGibbsConditional::accumulate(bi, inputs, &mut gamma));
-        }
-        gamma / 2.0
-    }
-
-    fn sample_given_parameters(
-        &self,
-        rngs: &mut [ChainRng],
-        gamma: &Array2<f32>,
-        _: &mut SamplerState,
-        out: &mut State,
-    ) {
-        BernoulliConditional.sample_given_parameters(rngs, gamma.view(), out);
-    }
-}
 
 fn assert_fails(label: &str, c: &common::Comparison) {
     eprintln!(
@@ -886,7 +859,8 @@ fn checker_rejects_wrong_samplers() {
 
     // 2. A conditional with the wrong field scale.
     let spec = BlockGibbsSpec::new(blocks.clone(), vec![], &default_node_shape_dtypes()).unwrap();
-    let sampler: Arc<dyn AbstractConditionalSampler> = Arc::new(HalfFieldSpinSampler);
+    let sampler: Arc<dyn AbstractConditionalSampler> =
+        Arc::new(UserSpinSampler { field_scale: 0.5 });
     let program =
         FactorSamplingProgram::new(spec, vec![sampler.clone(), sampler], &ebm.factors(), vec![])
             .unwrap();

@@ -236,13 +236,19 @@ struct Sweeper {
 }
 
 impl Sweeper {
-    fn new(program: &BlockSamplingProgram, n_chains: usize) -> Sweeper {
+    /// Buffers for the blocks that call their sampler (`fused[b]`: block `b` runs in the
+    /// fused engine and needs none).
+    fn new(program: &BlockSamplingProgram, n_chains: usize, fused: &[bool]) -> Sweeper {
         let spec = &program.gibbs_spec;
         let outs = spec
             .free_blocks
             .iter()
             .zip(&spec.all_block_sds)
-            .map(|(b, layout)| {
+            .enumerate()
+            .map(|(i, (b, layout))| {
+                if fused.get(i).copied().unwrap_or(false) {
+                    return State::new();
+                }
                 layout
                     .leaves()
                     .iter()
@@ -385,7 +391,13 @@ pub fn sample_blocks(
     sampler_states: &mut [SamplerState],
 ) {
     let n_chains = rngs.len();
-    Sweeper::new(program, n_chains).sweep(rngs, program, global_state, sampler_states, n_chains);
+    Sweeper::new(program, n_chains, &[]).sweep(
+        rngs,
+        program,
+        global_state,
+        sampler_states,
+        n_chains,
+    );
 }
 
 /// Run the schedule on a batch of chains and call `observer` at every observation.
@@ -413,11 +425,12 @@ pub fn sample_with_observation<O: AbstractObserver>(
         .zip(&program.gibbs_spec.free_blocks)
         .map(|(s, b)| s.init(b, n_chains))
         .collect();
-    let mut sweeper = Sweeper::new(program, n_chains);
+    let fused = program.fused_blocks();
+    let mut sweeper = Sweeper::new(program, n_chains, &fused);
     let mut engine = program
         .fused_plan()
         .map(|plan| Engine::new(plan, key, n_chains, &global));
-    let all_fused = program.fused_blocks().iter().all(|&f| f);
+    let all_fused = fused.iter().all(|&f| f);
     let mut sweep = 0u64;
     // Run `n` sweeps and bring the global state up to date.
     let mut advance = |n: usize, global: &mut Vec<State>| {

@@ -199,6 +199,30 @@ pub(crate) fn concatenate(axis: usize, parts: &[&Tensor]) -> Tensor {
             .iter()
             .map(|t| t.view::<T>().expect("same dtype"))
             .collect();
+        if let Some(slices) = views
+            .iter()
+            .map(|v| v.as_slice())
+            .collect::<Option<Vec<&[T]>>>()
+        {
+            // Standard-layout parts: for each index of the axes before `axis`, copy each
+            // part's contiguous chunk in turn (row copies, not an element iterator).
+            let outer: usize = views[0].shape()[..axis].iter().product();
+            let chunks: Vec<usize> = views
+                .iter()
+                .map(|v| v.shape()[axis..].iter().product())
+                .collect();
+            let mut data = Vec::with_capacity(outer * chunks.iter().sum::<usize>());
+            for o in 0..outer {
+                for (part, &n) in slices.iter().zip(&chunks) {
+                    data.extend_from_slice(&part[o * n..(o + 1) * n]);
+                }
+            }
+            let mut shape = views[0].shape().to_vec();
+            shape[axis] = views.iter().map(|v| v.shape()[axis]).sum();
+            return T::wrap(
+                ndarray::ArrayD::from_shape_vec(shape, data).expect("the parts fill the shape"),
+            );
+        }
         let joined = ndarray::concatenate(ndarray::Axis(axis), &views).expect("compatible shapes");
         T::wrap(if joined.is_standard_layout() {
             joined

@@ -168,7 +168,7 @@ impl<'p> Engine<'p> {
     ) {
         let m = self.plan.slots[slot];
         let (n_chains, lanes) = (self.n_chains, self.lanes);
-        for tile in &mut self.tiles {
+        self.tiles.par_iter_mut().for_each(|tile| {
             let c0 = tile.chain0 as usize;
             let valid = lanes.min(n_chains - c0);
             match m.kind {
@@ -194,7 +194,7 @@ impl<'p> Engine<'p> {
                 }
                 SlotKind::Other => {}
             }
-        }
+        });
     }
 
     /// Write every engine-held state into the global state.

@@ -35,8 +35,8 @@
 //! # Cost
 //!
 //! Measured with `thrml bench` on the development machine (2-vCPU Xeon, AVX-512; see
-//! `BENCHMARKS.md` for the table and the method): Pegasus(14), 256 chains, 0.3–0.6
-//! flips/ns per thread; valgrind counts about 31 instructions per flip on the AVX2 clone,
+//! `BENCHMARKS.md` for the table and the method): Pegasus(14), 256 chains, 0.3–0.4
+//! flips/ns on one thread and 0.6–0.8 on two; valgrind counts about 31 instructions per flip on the AVX2 clone,
 //! of which the Philox draw is 6 and the σ(2γ) decision 4.4, the rest the 14 masked
 //! coupling adds and their mask extraction. The Philox word costs 0.4–0.9 ns per flip at
 //! 64 lanes ([`crate::kernels::philox`]): with ~1.3 cycles per word it bounds one core at

@@ -1,7 +1,10 @@
-//! Benchmarks of the current sampling path on mid-size models:
+//! Benchmarks of the sampling paths on mid-size models:
 //! `cargo bench -p thrml --bench sampling`.
 //!
-//! * `sweep/ising-double-grid-40` — one sweep ([`sample_blocks`]) of an Ising model on the
+//! * `run/ising-double-grid-40/{fused,generic}` — 10 sweeps through
+//!   `sample_with_observation` (what users call; the fused SIMD engine by default, or the
+//!   generic path), for 1, 16 and 256 chains on the current thread pool.
+//! * `sweep/ising-double-grid-40` — one sweep ([`sample_blocks`], always the generic path) of an Ising model on the
 //!   two-layer torus `double_grid(40, [1, 4, 15])` (3,200 spins, 20,800 couplers, degree 13,
 //!   two colour blocks; N(0, 1) weights), for 1, 16 and 256 chains.
 //! * `sweep/potts5-64x64` — one sweep of a 5-state Potts model on a 64×64 periodic grid
@@ -24,8 +27,9 @@ use thrml::graph::{checkerboard, double_grid, grid_edges};
 use thrml::{
     AbstractConditionalSampler, Block, BlockGibbsSpec, BlockSamplingProgram,
     CategoricalGibbsConditional, EBMFactor, FactorSamplingProgram, IsingEBM, IsingSamplingProgram,
-    Key, Node, NodeKind, SamplerState, SquareCategoricalEBMFactor, State, Tensor,
+    Key, Node, NodeKind, SamplerState, SamplingSchedule, SquareCategoricalEBMFactor, State, Tensor,
     default_node_shape_dtypes, hinton_init, init_global_state, sample_blocks,
+    sample_with_observation,
 };
 
 /// An Ising model on `double_grid(40, [1, 4, 15])` with N(0, 1) weights and biases, and its
@@ -151,6 +155,47 @@ fn sweep_potts(c: &mut Criterion) {
     g.finish();
 }
 
+fn run_ising(c: &mut Criterion) {
+    let (ebm, blocks) = ising();
+    let program = IsingSamplingProgram::new(&ebm, blocks.clone(), vec![]).unwrap();
+    let n = ebm.nodes.len();
+    let sweeps = 10;
+    let schedule = SamplingSchedule::new(sweeps, 1, 0).unwrap();
+    for (engine, fused) in [("fused", true), ("generic", false)] {
+        program.set_fused_kernels(fused);
+        let mut g = c.benchmark_group(format!("run/ising-double-grid-40/{engine}"));
+        for chains in [1usize, 16, 256] {
+            let init: Vec<State> = hinton_init(Key::new(1), &ebm, &blocks, &[chains])
+                .unwrap()
+                .into_iter()
+                .map(|a| vec![Tensor::from(a)])
+                .collect();
+            g.throughput(Throughput::Elements((n * chains * sweeps) as u64));
+            g.bench_function(
+                BenchmarkId::from_parameter(format!("{chains} chains")),
+                |b| {
+                    b.iter(|| {
+                        black_box(
+                            sample_with_observation(
+                                Key::new(2),
+                                &program,
+                                &schedule,
+                                &init,
+                                &[],
+                                (),
+                                &thrml::StateObserver::new(vec![]),
+                            )
+                            .unwrap(),
+                        )
+                    });
+                },
+            );
+        }
+        g.finish();
+    }
+    program.set_fused_kernels(true);
+}
+
 fn build_ising(c: &mut Criterion) {
     let (ebm, blocks) = ising();
     c.bench_function("build/ising-double-grid-40", |b| {
@@ -161,7 +206,7 @@ fn build_ising(c: &mut Criterion) {
 /// The benchmark group, in a module so that the function `criterion_group!` generates is
 /// not public API (and needs no docs).
 mod group {
-    use super::{Criterion, Duration, build_ising, sweep_ising, sweep_potts};
+    use super::{Criterion, Duration, build_ising, run_ising, sweep_ising, sweep_potts};
 
     criterion::criterion_group! {
         name = benches;
@@ -169,7 +214,7 @@ mod group {
             .sample_size(10)
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(2));
-        targets = sweep_ising, sweep_potts, build_ising
+        targets = run_ising, sweep_ising, sweep_potts, build_ising
     }
 }
 criterion_main!(group::benches);

@@ -109,7 +109,7 @@ pub struct BlockSamplingProgram {
     /// that the program's interactions accept (`None`: unbounded).
     pub value_limits: Vec<Vec<Option<usize>>>,
     /// The fused engine's plan (`None`: no block is fusable, or fused kernels are off).
-    fused: Option<Arc<FusedPlan>>,
+    fused: Option<FusedPlan>,
     /// Whether runs use [`Self::fused`] ([`Self::set_fused_kernels`]).
     fused_enabled: AtomicBool,
 }
@@ -287,7 +287,7 @@ impl BlockSamplingProgram {
         };
         let plan = FusedPlan::compile(&program);
         if plan.any() {
-            program.fused = Some(Arc::new(plan));
+            program.fused = Some(plan);
         }
         Ok(program)
     }
@@ -317,7 +317,7 @@ impl BlockSamplingProgram {
     /// The fused plan, if fused kernels are on and some block is fused.
     pub(crate) fn fused_plan(&self) -> Option<&FusedPlan> {
         if self.fused_enabled.load(Ordering::Relaxed) {
-            self.fused.as_deref()
+            self.fused.as_ref()
         } else {
             None
         }
@@ -335,43 +335,33 @@ impl BlockSamplingProgram {
             }
             let leaf = &global_state[slot][0];
             let size = spec.slot_sizes[slot];
-            if let Some(values) = leaf.as_slice::<u8>()
-                && size > 0
-            {
-                // The common case, row by row without conversions.
-                let bad = values.chunks_exact(size).enumerate().find_map(|(c, row)| {
-                    row.iter()
-                        .zip(limits)
-                        .position(|(&v, l)| l.is_some_and(|l| usize::from(v) >= l))
-                        .map(|p| (c, p))
-                });
-                if let Some((c, p)) = bad {
-                    let node = node_at(spec, slot, p);
-                    return Err(Error::ValueOutOfRange(format!(
-                        "node {} (kind `{}`) has state {} in chain {c}, but its interactions accept 0..{}",
-                        node.id(),
-                        node.kind(),
-                        values[c * size + p],
-                        limits[p].unwrap_or(0)
-                    )));
-                }
+            if size == 0 {
                 continue;
             }
-            let n = leaf.shape().iter().product::<usize>();
-            for i in 0..n {
-                let pos = i % size;
-                if let Some(limit) = limits[pos] {
-                    let v = leaf.get_f64(i);
-                    if v < 0.0 || v >= limit as f64 {
-                        let node = node_at(spec, slot, pos);
-                        return Err(Error::ValueOutOfRange(format!(
-                            "node {} (kind `{}`) has state {v} in chain {}, but its interactions accept 0..{limit}",
-                            node.id(),
-                            node.kind(),
-                            i / size
-                        )));
-                    }
-                }
+            // The first out-of-range element (row-major); `u8` states, the common case, are
+            // checked row by row without conversions.
+            let bad = match leaf.as_slice::<u8>() {
+                Some(values) => values
+                    .chunks_exact(size)
+                    .flat_map(|row| row.iter().zip(limits))
+                    .position(|(&v, l)| l.is_some_and(|l| usize::from(v) >= l)),
+                None => (0..leaf.shape().iter().product::<usize>()).position(|i| {
+                    limits[i % size].is_some_and(|l| {
+                        let v = leaf.get_f64(i);
+                        v < 0.0 || v >= l as f64
+                    })
+                }),
+            };
+            if let Some(i) = bad {
+                let (chain, pos) = (i / size, i % size);
+                let node = node_at(spec, slot, pos);
+                return Err(Error::ValueOutOfRange(format!(
+                    "node {} (kind `{}`) has state {} in chain {chain}, but its interactions accept 0..{}",
+                    node.id(),
+                    node.kind(),
+                    leaf.get_f64(i),
+                    limits[pos].unwrap_or(0)
+                )));
             }
         }
         Ok(())

@@ -259,6 +259,10 @@ impl Sweeper {
         Sweeper { outs }
     }
 
+    /// One sweep (number `sweep`). With an `engine`, it holds the discrete states: fused
+    /// blocks run in it, and the others call their samplers on the global state, which is
+    /// synchronised before and after each superblock that has such a block.
+    #[allow(clippy::too_many_arguments)]
     fn sweep(
         &mut self,
         rngs: &mut [ChainRng],
@@ -266,52 +270,37 @@ impl Sweeper {
         global: &mut [State],
         sampler_states: &mut [SamplerState],
         n_chains: usize,
-    ) {
-        let spec = &program.gibbs_spec;
-        for order in &spec.sampling_order {
-            for &b in order {
-                self.sample_block(rngs, program, global, sampler_states, n_chains, b);
-            }
-            for &b in order {
-                self.scatter(program, global, b);
-            }
-        }
-    }
-
-    /// One sweep with the fused engine holding the discrete states: fused blocks run in the
-    /// engine, the others through their samplers on the (synchronised) global state.
-    #[allow(clippy::too_many_arguments)]
-    fn sweep_mixed(
-        &mut self,
-        rngs: &mut [ChainRng],
-        program: &BlockSamplingProgram,
-        global: &mut [State],
-        sampler_states: &mut [SamplerState],
-        n_chains: usize,
-        engine: &mut Engine<'_>,
+        mut engine: Option<&mut Engine<'_>>,
         sweep: u64,
     ) {
         let spec = &program.gibbs_spec;
         for order in &spec.sampling_order {
-            if order.iter().all(|&b| engine.is_fused(b)) {
-                engine.update_blocks(order, sweep);
-                continue;
-            }
-            // Every block of the superblock reads the state from before it.
-            if engine.dirty {
-                engine.export(global);
-            }
-            engine.update_blocks(order, sweep);
-            for &b in order.iter().filter(|&&b| !engine.is_fused(b)) {
-                self.sample_block(rngs, program, global, sampler_states, n_chains, b);
-            }
-            for &b in order {
-                if engine.is_fused(b) {
+            if let Some(e) = engine.as_deref_mut() {
+                let all_fused = order.iter().all(|&b| e.is_fused(b));
+                // Every block of the superblock reads the state from before it.
+                if !all_fused && e.dirty {
+                    e.export(global);
+                }
+                e.update_blocks(order, sweep);
+                if all_fused {
                     continue;
                 }
-                self.scatter(program, global, b);
-                let (slot, start) = spec.block_offsets[b];
-                engine.import(global, slot, start..start + spec.free_blocks[b].len());
+            }
+            for &b in order {
+                if !engine.as_deref().is_some_and(|e| e.is_fused(b)) {
+                    self.sample_block(rngs, program, global, sampler_states, n_chains, b);
+                }
+            }
+            for &b in order {
+                match engine.as_deref_mut() {
+                    Some(e) if e.is_fused(b) => {}
+                    Some(e) => {
+                        self.scatter(program, global, b);
+                        let (slot, start) = spec.block_offsets[b];
+                        e.import(global, slot, start..start + spec.free_blocks[b].len());
+                    }
+                    None => self.scatter(program, global, b),
+                }
             }
         }
     }
@@ -397,6 +386,8 @@ pub fn sample_blocks(
         global_state,
         sampler_states,
         n_chains,
+        None,
+        0,
     );
 }
 
@@ -435,32 +426,23 @@ pub fn sample_with_observation<O: AbstractObserver>(
     // Run `n` sweeps and bring the global state up to date.
     let mut advance = |n: usize, global: &mut Vec<State>| {
         let n = n as u64;
-        match engine.as_mut() {
-            None => {
-                for _ in 0..n {
-                    sweeper.sweep(&mut rngs, program, global, &mut sampler_states, n_chains);
-                }
+        if let Some(engine) = engine.as_mut().filter(|_| all_fused) {
+            engine.run_sweeps(&program.gibbs_spec.sampling_order, sweep, n);
+        } else {
+            for s in sweep..sweep + n {
+                sweeper.sweep(
+                    &mut rngs,
+                    program,
+                    global,
+                    &mut sampler_states,
+                    n_chains,
+                    engine.as_mut(),
+                    s,
+                );
             }
-            Some(engine) => {
-                if all_fused {
-                    engine.run_sweeps(&program.gibbs_spec.sampling_order, sweep, n);
-                } else {
-                    for s in sweep..sweep + n {
-                        sweeper.sweep_mixed(
-                            &mut rngs,
-                            program,
-                            global,
-                            &mut sampler_states,
-                            n_chains,
-                            engine,
-                            s,
-                        );
-                    }
-                }
-                if engine.dirty {
-                    engine.export(global);
-                }
-            }
+        }
+        if let Some(engine) = engine.as_mut().filter(|e| e.dirty) {
+            engine.export(global);
         }
         sweep += n;
     };

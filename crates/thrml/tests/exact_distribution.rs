@@ -739,25 +739,21 @@ impl AbstractParametricConditionalSampler for UserSpinSampler {
 
     fn compute_parameters(
         &self,
-        _: &mut [ChainRng],
+        rngs: &mut [ChainRng],
         inputs: &SamplerInputs<'_>,
-        _: &SamplerState,
+        state: &SamplerState,
     ) -> Array2<f32> {
-        let mut gamma = Array2::zeros((inputs.n_chains, inputs.n_nodes()));
-        for bi in inputs.interactions {
-            assert!(SpinGibbsConditional::accumulate(bi, inputs, &mut gamma));
-        }
-        gamma * self.field_scale
+        SpinGibbsConditional.compute_parameters(rngs, inputs, state) * self.field_scale
     }
 
     fn sample_given_parameters(
         &self,
         rngs: &mut [ChainRng],
         gamma: &Array2<f32>,
-        _: &mut SamplerState,
+        state: &mut SamplerState,
         out: &mut State,
     ) {
-        BernoulliConditional.sample_given_parameters(rngs, gamma.view(), out);
+        SpinGibbsConditional.sample_given_parameters(rngs, gamma, state, out);
     }
 }
 

@@ -280,23 +280,25 @@ impl Ctx<'_> {
             bias: vec![0.0; len * k_head],
             ..Terms::default()
         };
-        let discrete: Vec<&DiscreteEBMInteraction> = interactions
+        // Each interaction's payload, weight strides and flat weights, once per block.
+        let discrete = interactions
             .iter()
-            .map(|bi| bi.downcast::<DiscreteEBMInteraction>())
-            .collect::<Option<_>>()?;
+            .map(|bi| {
+                let d = bi.downcast::<DiscreteEBMInteraction>()?;
+                Some((d, strides(d.weights.shape()), d.weights.as_slice()?))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let head_axes = usize::from(matches!(head, Head::Cat(_)));
         t.spin_off.push(0);
         t.cat_off.push(0);
         t.gen_off.push(0);
         for j in 0..len {
             let mut wsum = 0.0f32;
-            for (bi, d) in interactions.iter().zip(&discrete) {
+            for (bi, (d, st, w)) in interactions.iter().zip(&discrete) {
                 let tails = bi.tails();
                 let n_tails = tails.len();
                 let shape = d.weights.shape();
-                let st = strides(shape);
                 let row_len = st[0];
-                let w = d.weights.as_slice()?;
-                let head_axes = usize::from(matches!(head, Head::Cat(_)));
                 for e in bi.entries(j) {
                     let row = &w[bi.row(e) * row_len..(bi.row(e) + 1) * row_len];
                     let tail_node = |ti: usize| {

@@ -56,12 +56,43 @@ pub(crate) struct Draw {
 }
 
 /// Draw new states for positions `nodes` of block `fb` in the `W` chains of a tile.
+///
+/// Spin blocks with pairwise terms only, in tiles of 16 or 64 chains, run on the AVX-512
+/// kernel where the CPU has it; everything else on the portable kernel. Both give the
+/// same bits.
+pub(crate) fn update_nodes<const W: usize>(
+    fb: &FusedBlock,
+    draw: Draw,
+    nodes: Range<usize>,
+    state: TileState<'_>,
+    out: Out<'_>,
+    scratch: &mut Scratch,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if W >= 16 && fb.head == Head::Spin && fb.terms.general.is_empty() {
+        let job = super::avx512::SpinJob {
+            terms: &fb.terms,
+            key: draw.key,
+            update: draw.update,
+            chain0: draw.chain0,
+            nodes: nodes.clone(),
+            bits: state.bits,
+            out: &mut *out.bits,
+        };
+        if super::avx512::try_spin_nodes::<W>(job) {
+            return;
+        }
+    }
+    update_nodes_portable::<W>(fb, draw, nodes, state, out, scratch);
+}
+
+/// [`update_nodes`] in portable code, vectorised by LLVM for each instruction set.
 #[multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt+sse4.2+sse4.1+ssse3",
     "x86_64+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt+sse4.2+sse4.1+ssse3",
     "aarch64+neon"
 ))]
-pub(crate) fn update_nodes<const W: usize>(
+pub(crate) fn update_nodes_portable<const W: usize>(
     fb: &FusedBlock,
     draw: Draw,
     nodes: Range<usize>,

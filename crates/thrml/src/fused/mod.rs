@@ -46,6 +46,8 @@
 //! Nothing here allocates during sweeps: tiles, output rows and random-word buffers are
 //! allocated when the run starts.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod kernel;
 mod plan;
 

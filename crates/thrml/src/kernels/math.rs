@@ -97,20 +97,20 @@ pub const EXP2_CUTOFF: f32 = -124.0;
 /// `1 / (1 + exp(−2γ))`, measured over every `f32` `γ`.
 pub const SIGMOID2_MAX_ABS_ERROR: f64 = 1.2e-7;
 
-const LOG2_E: f32 = std::f32::consts::LOG2_E;
+pub(crate) const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// `1.5 · 2²³`: adding and subtracting it rounds an `f32` of magnitude `< 2²²` to an
 /// integer, and leaves that integer in the low mantissa bits of the sum.
-const ROUNDER: f32 = 12_582_912.0;
+pub(crate) const ROUNDER: f32 = 12_582_912.0;
 /// `2^f ≈ 1 + Σ C_k f^k` on `|f| ≤ 1/2`: a degree-5 minimax fit of the relative error
 /// (Lawson's algorithm, coefficients rounded to `f32`): 9.1e-8 before rounding, 1.9e-7
 /// evaluated in `f32`.
 // Fitted, not `LN_2`: the minimax coefficient differs from ln 2 in the last bits.
 #[allow(clippy::approx_constant)]
-const C1: f32 = 0.693_147;
-const C2: f32 = 0.240_222_42;
-const C3: f32 = 0.055_507_336;
-const C4: f32 = 0.009_671_513;
-const C5: f32 = 0.001_326_472_7;
+pub(crate) const C1: f32 = 0.693_147;
+pub(crate) const C2: f32 = 0.240_222_42;
+pub(crate) const C3: f32 = 0.055_507_336;
+pub(crate) const C4: f32 = 0.009_671_513;
+pub(crate) const C5: f32 = 0.001_326_472_7;
 
 /// `2ʸ` for `y ∈ [EXP2_CUTOFF, 0]`.
 #[inline(always)]

@@ -69,12 +69,12 @@
 use crate::rng::Key;
 
 /// Philox4x32 round multipliers (Random123 `PHILOX_M4x32_0`, `PHILOX_M4x32_1`).
-const M0: u32 = 0xD251_1F53;
-const M1: u32 = 0xCD9E_8D57;
+pub(crate) const M0: u32 = 0xD251_1F53;
+pub(crate) const M1: u32 = 0xCD9E_8D57;
 /// Key schedule increments: the golden ratio and √3 − 1 in 0.32 fixed point (Random123
 /// `PHILOX_W32_0`, `PHILOX_W32_1`).
-const W0: u32 = 0x9E37_79B9;
-const W1: u32 = 0xBB67_AE85;
+pub(crate) const W0: u32 = 0x9E37_79B9;
+pub(crate) const W1: u32 = 0xBB67_AE85;
 
 /// Chains evaluated together by [`fill_words`]: 16 `u32` lanes fill one AVX-512 register
 /// or two AVX2 registers. The value never changes any output, only speed.

@@ -57,9 +57,9 @@ pub(crate) struct Draw {
 
 /// Draw new states for positions `nodes` of block `fb` in the `W` chains of a tile.
 ///
-/// Spin blocks with pairwise terms only, in tiles of 16 or 64 chains, run on the AVX-512
-/// kernel where the CPU has it; everything else on the portable kernel. Both give the
-/// same bits.
+/// Blocks with pairwise terms only (spins, and categoricals of up to 8 categories), in
+/// tiles of 16 or 64 chains, run on the AVX-512 kernel where the CPU has it; everything
+/// else on the portable kernel. Both give the same bits.
 pub(crate) fn update_nodes<const W: usize>(
     fb: &FusedBlock,
     draw: Draw,
@@ -69,20 +69,26 @@ pub(crate) fn update_nodes<const W: usize>(
     scratch: &mut Scratch,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if W >= 16 && fb.head == Head::Spin && fb.terms.general.is_empty() {
-        let job = super::avx512::SpinJob {
+    let out = if super::avx512::supports::<W>(fb) {
+        let job = super::avx512::Job {
             terms: &fb.terms,
             key: draw.key,
             update: draw.update,
             chain0: draw.chain0,
             nodes: nodes.clone(),
-            bits: state.bits,
-            out: &mut *out.bits,
+            state,
+            out: Out {
+                bits: &mut *out.bits,
+                cats: &mut *out.cats,
+            },
         };
-        if super::avx512::try_spin_nodes::<W>(job) {
+        if super::avx512::try_update::<W>(fb, job) {
             return;
         }
-    }
+        out
+    } else {
+        out
+    };
     update_nodes_portable::<W>(fb, draw, nodes, state, out, scratch);
 }
 

@@ -68,6 +68,12 @@ pub(crate) struct Terms {
     pub cat_tab_off: Vec<u32>,
     pub cat_k: Vec<u32>,
     pub cat_tab: Vec<f32>,
+    /// The same tables as rows of 16 lanes: row `cat_row_off[e] + c` holds `W[c, ·]` of
+    /// edge `e`, zero-padded (for table lookups by permutation); filled only when every
+    /// `K' ≤ 16`, which `cat_rows_fit` records. Identical tables are stored once.
+    pub cat_row_off: Vec<u32>,
+    pub cat_rows: Vec<[f32; NODE_LANES]>,
+    pub cat_rows_fit: bool,
     /// Pairwise spin tails of spin heads again, for one chain: groups of [`NODE_LANES`]
     /// consecutive nodes, each a list of rows of `NODE_LANES` (node, doubled weight), padded
     /// with weight 0; group `g` has rows `ell_off[g]..ell_off[g + 1]`.
@@ -289,6 +295,9 @@ impl Ctx<'_> {
             })
             .collect::<Option<Vec<_>>>()?;
         let head_axes = usize::from(matches!(head, Head::Cat(_)));
+        // Pairwise categorical tables by their bits: a Potts model's edges share one.
+        let mut tables: std::collections::HashMap<Vec<u32>, (u32, u32)> = Default::default();
+        t.cat_rows_fit = true;
         t.spin_off.push(0);
         t.cat_off.push(0);
         t.gen_off.push(0);
@@ -321,11 +330,26 @@ impl Ctx<'_> {
                                 t.bias[j * k + c] += row[c * st[1]];
                             }
                         }
-                        Head::Cat(_) if n_tails == 1 && d.n_spin == 0 => {
+                        Head::Cat(k) if n_tails == 1 && d.n_spin == 0 => {
+                            let kp = shape[2];
                             t.cat_idx.push(tail_node(0)?);
-                            t.cat_tab_off.push(to_u32(t.cat_tab.len()));
-                            t.cat_k.push(to_u32(shape[2]));
-                            t.cat_tab.extend_from_slice(row);
+                            t.cat_k.push(to_u32(kp));
+                            t.cat_rows_fit &= kp <= NODE_LANES;
+                            let bits = row.iter().map(|x| x.to_bits()).collect();
+                            let (tab, rows) = *tables.entry(bits).or_insert_with(|| {
+                                let at = (to_u32(t.cat_tab.len()), to_u32(t.cat_rows.len()));
+                                t.cat_tab.extend_from_slice(row);
+                                if kp <= NODE_LANES {
+                                    t.cat_rows.extend((0..k).map(|c| {
+                                        std::array::from_fn(|v| {
+                                            if v < kp { row[c * kp + v] } else { 0.0 }
+                                        })
+                                    }));
+                                }
+                                at
+                            });
+                            t.cat_tab_off.push(tab);
+                            t.cat_row_off.push(rows);
                         }
                         _ => {
                             let spins0 = to_u32(t.gen_spin.len());

@@ -100,7 +100,7 @@ pub const SIGMOID2_MAX_ABS_ERROR: f64 = 1.2e-7;
 pub(crate) const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// `1.5 · 2²³`: adding and subtracting it rounds an `f32` of magnitude `< 2²²` to an
 /// integer, and leaves that integer in the low mantissa bits of the sum.
-pub(crate) const ROUNDER: f32 = 12_582_912.0;
+const ROUNDER: f32 = 12_582_912.0;
 /// `2^f ≈ 1 + Σ C_k f^k` on `|f| ≤ 1/2`: a degree-5 minimax fit of the relative error
 /// (Lawson's algorithm, coefficients rounded to `f32`): 9.1e-8 before rounding, 1.9e-7
 /// evaluated in `f32`.

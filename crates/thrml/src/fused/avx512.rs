@@ -23,10 +23,11 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
+use super::kernel::CHUNK;
 use super::kernel::{Out, TileState};
-use super::plan::{FusedBlock, Head, Terms};
+use super::plan::{FusedBlock, Head, NODE_LANES, Terms};
 use crate::kernels::math::{C1, C2, C3, C4, C5, EXP2_CUTOFF, LOG2_E};
-use crate::kernels::philox::{BlockUpdate, M0, M1, PhiloxKey, W0, W1};
+use crate::kernels::philox::{BlockUpdate, M0, M1, PhiloxKey, W0, W1, fill_words};
 
 /// Whether this CPU has AVX-512 Foundation, the one feature the functions here enable;
 /// detected once and cached by the standard library.
@@ -44,7 +45,7 @@ const MAX_K: usize = 8;
 ///
 /// Only this module's `#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]` functions are passed here:
 /// safe functions whose one precondition is the feature, coerced to `unsafe fn` pointers.
-/// This is the crate's only `unsafe` block.
+/// With [`gather_low_words`], one of the crate's two `unsafe` blocks.
 #[allow(unsafe_code)]
 fn if_detected<A, R>(f: unsafe fn(A) -> R, args: A) -> Option<R> {
     if detected() {
@@ -290,14 +291,13 @@ impl QuadWords {
 }
 
 /// Whether block `fb` in tiles of `W` chains runs here: spin blocks with pairwise terms
-/// only, and categorical blocks of at most [`MAX_K`] categories with pairwise categorical
+/// only (any tile), and categorical blocks of at most [`MAX_K`] categories with pairwise categorical
 /// terms only, over tails of at most 16 categories.
 pub(super) fn supports<const W: usize>(fb: &FusedBlock) -> bool {
-    (W == 16 || W == 64)
-        && fb.terms.general.is_empty()
+    fb.terms.general.is_empty()
         && match fb.head {
-            Head::Spin => true,
-            Head::Cat(k) => k <= MAX_K && fb.terms.cat_rows_fit,
+            Head::Spin => W == 1 || W == 16 || W == 64,
+            Head::Cat(k) => (W == 16 || W == 64) && k <= MAX_K && fb.terms.cat_rows_fit,
         }
 }
 
@@ -305,6 +305,7 @@ pub(super) fn supports<const W: usize>(fb: &FusedBlock) -> bool {
 /// written) if it does not. `fb` must be [`supports`]ed.
 pub(super) fn try_update<const W: usize>(fb: &FusedBlock, job: Job<'_>) -> bool {
     match fb.head {
+        Head::Spin if W == 1 => if_detected(spin_nodes_one_chain, job),
         Head::Spin => if_detected(spin_nodes::<W>, job),
         Head::Cat(1) => if_detected(cat_nodes::<W, 1>, job),
         Head::Cat(2) => if_detected(cat_nodes::<W, 2>, job),
@@ -358,6 +359,88 @@ fn spin_nodes<const W: usize>(job: Job<'_>) {
     }
 }
 
+/// The low 32 bits of `bits[idx_l]` in each lane, indices clamped into `bits`.
+///
+/// One gather per row of 16 neighbours. (Scalar loads into a mask were slower: LLVM turns
+/// them into `vpgatherqq` plus packing, and hiding the loads from it costs more.)
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+#[allow(unsafe_code)]
+fn gather_low_words(idx: __m512i, bits: &[u64]) -> __m512i {
+    assert!(!bits.is_empty(), "a gather from an empty state");
+    let last = _mm512_set1_epi32(i32::try_from(bits.len() - 1).unwrap_or(i32::MAX));
+    let idx = _mm512_min_epu32(idx, last);
+    // SAFETY: every lane of `idx` is at most `bits.len() − 1` (the unsigned minimum above;
+    // `i32::MAX < bits.len()` when saturated), so each 4-byte read at byte offset `8 · idx`
+    // from the start of `bits` lies inside `bits` (the element's low word, little-endian).
+    unsafe { _mm512_i32gather_epi32::<8>(idx, bits.as_ptr().cast()) }
+}
+
+/// New spins (`out.bits[j − nodes.start]` is 0 or 1) of positions `nodes` of a spin block
+/// with pairwise terms only in a one-chain tile: 16 positions are the 16 lanes, and each
+/// ELL row of neighbours is one gather and one masked add. Exactly the portable kernel's
+/// bits.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn spin_nodes_one_chain(job: Job<'_>) {
+    const L: usize = NODE_LANES;
+    let Job {
+        terms: t,
+        key,
+        update,
+        chain0,
+        nodes,
+        state,
+        out,
+    } = job;
+    let mut words = [0u32; CHUNK];
+    let mut j0 = nodes.start;
+    while j0 < nodes.end {
+        let j1 = ((j0 / CHUNK + 1) * CHUNK).min(nodes.end);
+        fill_words(
+            key,
+            update,
+            j0 as u64..j1 as u64,
+            chain0..chain0 + 1,
+            &mut words[..j1 - j0],
+        );
+        for g in j0 / L..j1.div_ceil(L) {
+            let g0 = g * L;
+            let bias: [f32; L] =
+                std::array::from_fn(|l| t.bias.get(g0 + l).copied().unwrap_or(0.0));
+            let mut field = vec16(&bias);
+            let rows = t.ell_off[g] as usize..t.ell_off[g + 1] as usize;
+            for (idx, w2) in t.ell_idx[rows.clone()].iter().zip(&t.ell_w2[rows]) {
+                let b = gather_low_words(vec_epi32(idx), state.bits);
+                let on = _mm512_test_epi32_mask(b, _mm512_set1_epi32(1));
+                field = _mm512_mask_add_ps(field, on, field, vec16(w2));
+            }
+            let w: [u32; L] = std::array::from_fn(|l| {
+                (g0 + l)
+                    .checked_sub(j0)
+                    .and_then(|i| words[..j1 - j0].get(i))
+                    .copied()
+                    .unwrap_or(0)
+            });
+            let up = spin_up16(field, vec_epi32(&w));
+            for j in g0.max(j0)..(g0 + L).min(j1) {
+                out.bits[j - nodes.start] = u64::from(up >> (j - g0) & 1);
+            }
+        }
+        j0 = j1;
+    }
+}
+
+/// Sixteen `u32` as a vector.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn vec_epi32(a: &[u32; 16]) -> __m512i {
+    let a = a.map(|x| x as i32);
+    _mm512_set_epi32(
+        a[15], a[14], a[13], a[12], a[11], a[10], a[9], a[8], a[7], a[6], a[5], a[4], a[3], a[2],
+        a[1], a[0],
+    )
+}
+
 /// New states of positions `nodes` of a categorical block of `k ≤ MAX_K` categories with
 /// pairwise categorical terms only: `W` bytes per position in `out.cats`, exactly as the
 /// portable kernel computes them.
@@ -405,13 +488,13 @@ fn cat_nodes<const W: usize, const K: usize>(job: Job<'_>) {
 #[cfg(test)]
 mod tests {
     use std::arch::x86_64::{
-        __m512, __m512i, _mm512_add_epi32, _mm512_castps_si512, _mm512_cmpeq_epi32_mask,
-        _mm512_set_epi32, _mm512_set_ps, _mm512_set1_epi32,
+        __m512, _mm512_add_epi32, _mm512_castps_si512, _mm512_cmpeq_epi32_mask, _mm512_set_ps,
+        _mm512_set1_epi32,
     };
 
     use super::{
         Job, exp2_nonpos16, if_detected, iota, philox16, round_keys, spin_up16, supports,
-        try_update,
+        try_update, vec_epi32,
     };
     use crate::fused::kernel::{Draw, Out, Scratch, TileState, update_nodes_portable};
     use crate::fused::plan::{FusedBlock, Head, Terms};
@@ -419,15 +502,6 @@ mod tests {
     use crate::kernels::philox::{BlockUpdate, PhiloxKey, philox4x32_10};
     use crate::rng::Key;
     use rand::rand_core::Rng;
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-    fn vec_epi32(a: [u32; 16]) -> __m512i {
-        let a = a.map(|x| x as i32);
-        _mm512_set_epi32(
-            a[15], a[14], a[13], a[12], a[11], a[10], a[9], a[8], a[7], a[6], a[5], a[4], a[3],
-            a[2], a[1], a[0],
-        )
-    }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
     fn vec_ps(a: [f32; 16]) -> __m512 {
@@ -448,7 +522,7 @@ mod tests {
             let expect: [u32; 16] = std::array::from_fn(|l| {
                 philox4x32_10(at.counter(chain0.wrapping_add(l as u32), quad), key.words())[w]
             });
-            ok &= _mm512_cmpeq_epi32_mask(v, vec_epi32(expect)) == 0xFFFF;
+            ok &= _mm512_cmpeq_epi32_mask(v, vec_epi32(&expect)) == 0xFFFF;
         }
         ok
     }
@@ -456,7 +530,7 @@ mod tests {
     /// `spin_up16` as bits, against the scalar decisions.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
     fn decisions((gamma, words): ([f32; 16], [u32; 16])) -> (u16, u16) {
-        let got = spin_up16(vec_ps(gamma), vec_epi32(words));
+        let got = spin_up16(vec_ps(gamma), vec_epi32(&words));
         let expect = (0..16).fold(0u16, |m, l| m | u16::from(spin_up(gamma[l], words[l])) << l);
         (got, expect)
     }
@@ -465,7 +539,7 @@ mod tests {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
     fn exp2_agrees(y: [f32; 16]) -> u16 {
         let got = _mm512_castps_si512(exp2_nonpos16(vec_ps(y)));
-        _mm512_cmpeq_epi32_mask(got, vec_epi32(y.map(|y| exp2_nonpos(y).to_bits())))
+        _mm512_cmpeq_epi32_mask(got, vec_epi32(&y.map(|y| exp2_nonpos(y).to_bits())))
     }
 
     #[test]
@@ -623,6 +697,9 @@ mod tests {
                 }
             }
         }
+        if k.is_none() {
+            t.build_ell(len);
+        }
         FusedBlock {
             block: 3,
             head: k.map_or(Head::Spin, Head::Cat),
@@ -642,7 +719,10 @@ mod tests {
             bits: &bits,
             cats: &cats,
         };
-        for (chain0, nodes) in [(0, 0..fb.len), (48, 3..fb.len - 2), (1000, 5..6)] {
+        // The portable one-chain kernel takes ranges starting at a multiple of 16 (as the
+        // engine passes them); the others any range.
+        let (a, b) = if W == 1 { (16, 32) } else { (3, 5) };
+        for (chain0, nodes) in [(0, 0..fb.len), (48, a..fb.len - 2), (1000, b..b + 1)] {
             let draw = Draw {
                 key: PhiloxKey::from_seed(seed),
                 update: BlockUpdate::new(9, 3),
@@ -685,7 +765,12 @@ mod tests {
             let distinct = |v: &[u8]| v.iter().collect::<std::collections::HashSet<_>>().len();
             if n > 10 {
                 let full = u64::MAX >> (64 - W);
-                assert!(fb.head != Head::Spin || bits_a.iter().any(|&m| m != 0 && m != full));
+                let mixed = if W == 1 {
+                    bits_a.contains(&0) && bits_a.contains(&1)
+                } else {
+                    bits_a.iter().any(|&m| m != 0 && m != full)
+                };
+                assert!(fb.head != Head::Spin || mixed);
                 assert!(fb.head == Head::Spin || distinct(&cats_a) >= 2);
             }
         }
@@ -695,6 +780,9 @@ mod tests {
     fn the_avx512_kernel_matches_the_portable_one() {
         for (seed, k) in [(1, None), (2, Some(5)), (3, Some(2)), (4, Some(8))] {
             let fb = random_block(seed, 37, 50, k);
+            if k.is_none() {
+                kernels_agree::<1>(&fb, 50, seed + 30);
+            }
             kernels_agree::<16>(&fb, 50, seed + 10);
             kernels_agree::<64>(&fb, 50, seed + 20);
         }

@@ -32,16 +32,26 @@
 //! threads, and over the nodes of each block otherwise. With a single chain a tile is
 //! vectorised across the nodes of a block instead, 16 at a time (ELL rows of neighbours).
 //!
+//! # Instruction sets
+//!
+//! The portable kernel ([`kernel`]) is compiled by [`multiversion`] for AVX-512, AVX2,
+//! NEON and baseline targets and picked at run time. On x86-64 CPUs with AVX-512 (F, BW,
+//! VL, DQ), blocks with pairwise terms only (spins, and categoricals of up to 8 categories
+//! over tails of up to 16) run on a kernel written with AVX-512 intrinsics instead
+//! ([`avx512`]): a neighbour's lane mask is the write mask of its coupling add, the Philox
+//! words and the σ(2γ) decision are computed in `zmm` registers, categorical tables are
+//! looked up with one permutation per row. It performs the portable kernel's IEEE
+//! operations in the same order, so its output is bit-identical, and the tests compare the
+//! two directly.
+//!
 //! # Cost
 //!
 //! Measured with `thrml bench` on the development machine (2-vCPU Xeon, AVX-512; see
-//! `BENCHMARKS.md` for the table and the method): Pegasus(14), 256 chains, 0.3–0.4
-//! flips/ns on one thread and 0.6–0.8 on two. valgrind counts about 31 instructions per
-//! flip on the AVX2 clone: 6 for the Philox draw, 4.4 for the σ(2γ) decision, the rest for
-//! the ~14 masked coupling adds and their mask extraction. Every flip takes one Philox
-//! word; [`crate::kernels::philox`] measures 0.86–0.94 ns per word filled across chains
-//! (the multiply ports would allow about 0.2–0.4 ns), so at the measured cost the draw
-//! alone caps one core near 1.1 flips/ns.
+//! `BENCHMARKS.md` for the table and the method): Pegasus(14), 256 chains, about 0.8
+//! flips/ns on one thread and 1.3 on two; Potts (5 states), 0.2 and 0.4. In the AVX-512
+//! spin kernel about 45 % of the time is the σ(2γ) decision (≈ 27 vector operations per 16
+//! lanes), 35 % Philox (≈ 140 per 16 lanes × 4 nodes) and 20 % the coupling adds (one
+//! masked add per 16 lanes per coupling); every flip takes one Philox word.
 //!
 //! Nothing here allocates during sweeps: tiles, output rows and random-word buffers are
 //! allocated when the run starts.

@@ -380,30 +380,38 @@ impl Ctx<'_> {
             t.gen_off.push(to_u32(t.general.len()));
         }
         if head == Head::Spin {
-            t.ell_off.push(0);
-            for g0 in (0..len).step_by(NODE_LANES) {
-                let nodes = g0..(g0 + NODE_LANES).min(len);
-                let rows = nodes
-                    .clone()
-                    .map(|j| t.spin_off[j + 1] - t.spin_off[j])
-                    .max()
-                    .unwrap_or(0) as usize;
-                for r in 0..rows {
-                    let mut idx = [0u32; NODE_LANES];
-                    let mut w2 = [0f32; NODE_LANES];
-                    for (l, j) in nodes.clone().enumerate() {
-                        let e = t.spin_off[j] as usize + r;
-                        if e < t.spin_off[j + 1] as usize {
-                            idx[l] = t.spin_idx[e];
-                            w2[l] = t.spin_w2[e];
-                        }
-                    }
-                    t.ell_idx.push(idx);
-                    t.ell_w2.push(w2);
-                }
-                t.ell_off.push(to_u32(t.ell_idx.len()));
-            }
+            t.build_ell(len);
         }
         Some(t)
+    }
+}
+
+impl Terms {
+    /// Fill the one-chain ELL rows from the pairwise spin CSR of `len` positions.
+    pub(crate) fn build_ell(&mut self, len: usize) {
+        let t = self;
+        t.ell_off.push(0);
+        for g0 in (0..len).step_by(NODE_LANES) {
+            let nodes = g0..(g0 + NODE_LANES).min(len);
+            let rows = nodes
+                .clone()
+                .map(|j| t.spin_off[j + 1] - t.spin_off[j])
+                .max()
+                .unwrap_or(0) as usize;
+            for r in 0..rows {
+                let mut idx = [0u32; NODE_LANES];
+                let mut w2 = [0f32; NODE_LANES];
+                for (l, j) in nodes.clone().enumerate() {
+                    let e = t.spin_off[j] as usize + r;
+                    if e < t.spin_off[j + 1] as usize {
+                        idx[l] = t.spin_idx[e];
+                        w2[l] = t.spin_w2[e];
+                    }
+                }
+                t.ell_idx.push(idx);
+                t.ell_w2.push(w2);
+            }
+            t.ell_off.push(to_u32(t.ell_idx.len()));
+        }
     }
 }

@@ -34,11 +34,11 @@
 //!
 //! # Instruction sets
 //!
-//! The portable kernel ([`kernel`]) is compiled by [`multiversion`] for AVX-512, AVX2,
+//! The portable kernel (`kernel.rs`) is compiled by [`multiversion`] for AVX-512, AVX2,
 //! NEON and baseline targets and picked at run time. On x86-64 CPUs with AVX-512 (F, BW,
 //! VL, DQ), blocks with pairwise terms only (spins, and categoricals of up to 8 categories
 //! over tails of up to 16) run on a kernel written with AVX-512 intrinsics instead
-//! ([`avx512`]): a neighbour's lane mask is the write mask of its coupling add, the Philox
+//! (`avx512.rs`): a neighbour's lane mask is the write mask of its coupling add, the Philox
 //! words and the σ(2γ) decision are computed in `zmm` registers, categorical tables are
 //! looked up with one permutation per row. It performs the portable kernel's IEEE
 //! operations in the same order, so its output is bit-identical, and the tests compare the

@@ -57,6 +57,15 @@ fn ising() -> (IsingEBM, Vec<Block>) {
     (ebm, blocks)
 }
 
+/// Hinton initial block states for `chains` chains of the Ising model.
+fn ising_init(ebm: &IsingEBM, blocks: &[Block], chains: usize) -> Vec<State> {
+    hinton_init(Key::new(1), ebm, blocks, &[chains])
+        .unwrap()
+        .into_iter()
+        .map(|a| vec![Tensor::from(a)])
+        .collect()
+}
+
 /// Global state and sampler states for `chains` chains, ready for [`sample_blocks`].
 fn prepare(program: &BlockSamplingProgram, init: &[State]) -> (Vec<State>, Vec<SamplerState>) {
     let (global, chains) = init_global_state(program, init, &[]).unwrap();
@@ -75,11 +84,7 @@ fn sweep_ising(c: &mut Criterion) {
     let n = ebm.nodes.len();
     let mut g = c.benchmark_group("sweep/ising-double-grid-40");
     for chains in [1usize, 16, 256] {
-        let init: Vec<State> = hinton_init(Key::new(1), &ebm, &blocks, &[chains])
-            .unwrap()
-            .into_iter()
-            .map(|a| vec![Tensor::from(a)])
-            .collect();
+        let init = ising_init(&ebm, &blocks, chains);
         let (mut global, mut states) = prepare(&program, &init);
         let mut rngs = Key::new(2).chain_rngs(chains);
         g.throughput(Throughput::Elements((n * chains) as u64));
@@ -165,11 +170,7 @@ fn run_ising(c: &mut Criterion) {
         program.set_fused_kernels(fused);
         let mut g = c.benchmark_group(format!("run/ising-double-grid-40/{engine}"));
         for chains in [1usize, 16, 256] {
-            let init: Vec<State> = hinton_init(Key::new(1), &ebm, &blocks, &[chains])
-                .unwrap()
-                .into_iter()
-                .map(|a| vec![Tensor::from(a)])
-                .collect();
+            let init = ising_init(&ebm, &blocks, chains);
             g.throughput(Throughput::Elements((n * chains * sweeps) as u64));
             g.bench_function(
                 BenchmarkId::from_parameter(format!("{chains} chains")),

@@ -24,10 +24,10 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use super::kernel::CHUNK;
-use super::kernel::{Out, TileState};
+use super::kernel::{Draw, Out, TileState};
 use super::plan::{FusedBlock, Head, NODE_LANES, Terms};
 use crate::kernels::math::{C1, C2, C3, C4, C5, EXP2_CUTOFF, LOG2_E};
-use crate::kernels::philox::{BlockUpdate, M0, M1, PhiloxKey, W0, W1, fill_words};
+use crate::kernels::philox::{M0, M1, PhiloxKey, W0, W1, fill_words};
 
 /// Whether this CPU has AVX-512 Foundation, the one feature the functions here enable;
 /// detected once and cached by the standard library.
@@ -174,7 +174,6 @@ fn widen(x: __m512) -> [__m512d; 2] {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 fn softmax16<const K: usize>(theta: &[__m512; K], words: __m512i) -> __m512i {
-    let k = K;
     let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
     for th in theta {
         // `t > max ? t : max`, NaN ignored.
@@ -200,14 +199,14 @@ fn softmax16<const K: usize>(theta: &[__m512; K], words: __m512i) -> __m512i {
     ];
     let mut acc = [_mm512_setzero_pd(); 2];
     let mut category = _mm512_setzero_si512();
-    for w in &weights[..k - 1] {
+    for w in &weights[..K - 1] {
         let [lo, hi] = widen(*w);
         acc = [_mm512_add_pd(acc[0], lo), _mm512_add_pd(acc[1], hi)];
         let below = u16::from(_mm512_cmp_pd_mask::<_CMP_LE_OQ>(acc[0], target[0]))
             | u16::from(_mm512_cmp_pd_mask::<_CMP_LE_OQ>(acc[1], target[1])) << 8;
         category = _mm512_mask_add_epi32(category, below, category, _mm512_set1_epi32(1));
     }
-    let (uniform, _) = mul_hi_lo(words, _mm512_set1_epi64(k as i64));
+    let (uniform, _) = mul_hi_lo(words, _mm512_set1_epi64(K as i64));
     let all_neg_inf = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(max, _mm512_set1_ps(f32::NEG_INFINITY));
     _mm512_mask_blend_epi32(all_neg_inf, category, uniform)
 }
@@ -242,15 +241,13 @@ fn store16(x: __m512i, out: &mut [u8]) {
 /// Where a block update on this kernel reads and writes.
 pub(super) struct Job<'a> {
     pub terms: &'a Terms,
-    pub key: PhiloxKey,
-    pub update: BlockUpdate,
-    pub chain0: u32,
+    pub draw: Draw,
     pub nodes: Range<usize>,
     pub state: TileState<'a>,
     pub out: Out<'a>,
 }
 
-/// The Philox words of one node quad in each 16-lane group of a tile.
+/// The Philox words of a tile's 16-lane groups, one node quad at a time.
 struct QuadWords {
     rk: [u32; 20],
     hi: [u32; 2],
@@ -261,38 +258,47 @@ struct QuadWords {
 impl QuadWords {
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-    fn new(job: &Job<'_>, groups: usize) -> QuadWords {
+    fn new(draw: Draw, groups: usize) -> QuadWords {
         let iota = iota();
         let mut chains = [iota; 4];
         for (g, c) in chains.iter_mut().enumerate().take(groups) {
             *c = _mm512_add_epi32(
                 iota,
-                _mm512_set1_epi32(job.chain0.wrapping_add(16 * g as u32) as i32),
+                _mm512_set1_epi32(draw.chain0.wrapping_add(16 * g as u32) as i32),
             );
         }
         QuadWords {
-            rk: round_keys(job.key),
-            hi: job.update.counter_hi(),
+            rk: round_keys(draw.key),
+            hi: draw.update.counter_hi(),
             chains,
             groups,
         }
     }
 
-    /// `words[g][w]`: the words of node `4 · quad + w` in group `g`.
+    /// `f(j, words)` for every position `j` of `nodes` in order, where `words[g]` holds
+    /// the words of `j`'s node quad in group `g` (node `j` uses `words[g][j % 4]`); one
+    /// Philox call per quad and group.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-    fn quad(&self, quad: usize) -> [[__m512i; 4]; 4] {
-        let mut words = [[_mm512_setzero_si512(); 4]; 4];
-        for (w, &chains) in words.iter_mut().zip(&self.chains).take(self.groups) {
-            *w = philox16(&self.rk, chains, quad as u32, self.hi);
+    fn for_each_node(&self, nodes: Range<usize>, mut f: impl FnMut(usize, &[[__m512i; 4]; 4])) {
+        let mut j = nodes.start;
+        while j < nodes.end {
+            let mut words = [[_mm512_setzero_si512(); 4]; 4];
+            for (w, &chains) in words.iter_mut().zip(&self.chains).take(self.groups) {
+                *w = philox16(&self.rk, chains, (j / 4) as u32, self.hi);
+            }
+            let quad_end = (j / 4 * 4 + 4).min(nodes.end);
+            for jj in j..quad_end {
+                f(jj, &words);
+            }
+            j = quad_end;
         }
-        words
     }
 }
 
 /// Whether block `fb` in tiles of `W` chains runs here: spin blocks with pairwise terms
-/// only (any tile), and categorical blocks of at most [`MAX_K`] categories with pairwise categorical
-/// terms only, over tails of at most 16 categories.
+/// only (any tile), and categorical blocks of at most [`MAX_K`] categories with pairwise
+/// categorical terms only, over tails of at most 16 categories.
 pub(super) fn supports<const W: usize>(fb: &FusedBlock) -> bool {
     fb.terms.general.is_empty()
         && match fb.head {
@@ -301,9 +307,12 @@ pub(super) fn supports<const W: usize>(fb: &FusedBlock) -> bool {
         }
 }
 
-/// Run `job` for block `fb` on this kernel if the CPU has the features; `false` (nothing
-/// written) if it does not. `fb` must be [`supports`]ed.
+/// Run `job` for block `fb` on this kernel if the block is [`supports`]ed and the CPU has
+/// the features; `false` (nothing written) otherwise.
 pub(super) fn try_update<const W: usize>(fb: &FusedBlock, job: Job<'_>) -> bool {
+    if !supports::<W>(fb) {
+        return false;
+    }
     match fb.head {
         Head::Spin if W == 1 => if_detected(spin_nodes_one_chain, job),
         Head::Spin => if_detected(spin_nodes::<W>, job),
@@ -327,36 +336,29 @@ pub(super) fn try_update<const W: usize>(fb: &FusedBlock, job: Job<'_>) -> bool 
 fn spin_nodes<const W: usize>(job: Job<'_>) {
     assert!(W == 16 || W == 64, "tiles of 16 or 64 chains");
     let groups = W / 16;
-    let draws = QuadWords::new(&job, groups);
     let Job {
         terms: t,
+        draw,
         nodes,
         state,
         out,
-        ..
     } = job;
-    let mut j = nodes.start;
-    while j < nodes.end {
-        let words = draws.quad(j / 4);
-        let quad_end = (j / 4 * 4 + 4).min(nodes.end);
-        for jj in j..quad_end {
-            let mut acc = [_mm512_set1_ps(t.bias[jj]); 4];
-            let (e0, e1) = (t.spin_off[jj] as usize, t.spin_off[jj + 1] as usize);
-            for (&i, &w2) in t.spin_idx[e0..e1].iter().zip(&t.spin_w2[e0..e1]) {
-                let m = state.bits[i as usize];
-                let w = _mm512_set1_ps(w2);
-                for (g, a) in acc.iter_mut().enumerate().take(groups) {
-                    *a = _mm512_mask_add_ps(*a, (m >> (16 * g)) as __mmask16, *a, w);
-                }
+    QuadWords::new(draw, groups).for_each_node(nodes.clone(), |j, words| {
+        let mut acc = [_mm512_set1_ps(t.bias[j]); 4];
+        let (e0, e1) = (t.spin_off[j] as usize, t.spin_off[j + 1] as usize);
+        for (&i, &w2) in t.spin_idx[e0..e1].iter().zip(&t.spin_w2[e0..e1]) {
+            let m = state.bits[i as usize];
+            let w = _mm512_set1_ps(w2);
+            for (g, a) in acc.iter_mut().enumerate().take(groups) {
+                *a = _mm512_mask_add_ps(*a, (m >> (16 * g)) as __mmask16, *a, w);
             }
-            let mut mask = 0u64;
-            for g in 0..groups {
-                mask |= u64::from(spin_up16(acc[g], words[g][jj % 4])) << (16 * g);
-            }
-            out.bits[jj - nodes.start] = mask;
         }
-        j = quad_end;
-    }
+        let mut mask = 0u64;
+        for g in 0..groups {
+            mask |= u64::from(spin_up16(acc[g], words[g][j % 4])) << (16 * g);
+        }
+        out.bits[j - nodes.start] = mask;
+    });
 }
 
 /// The low 32 bits of `bits[idx_l]` in each lane, indices clamped into `bits`.
@@ -385,9 +387,7 @@ fn spin_nodes_one_chain(job: Job<'_>) {
     const L: usize = NODE_LANES;
     let Job {
         terms: t,
-        key,
-        update,
-        chain0,
+        draw,
         nodes,
         state,
         out,
@@ -397,10 +397,10 @@ fn spin_nodes_one_chain(job: Job<'_>) {
     while j0 < nodes.end {
         let j1 = ((j0 / CHUNK + 1) * CHUNK).min(nodes.end);
         fill_words(
-            key,
-            update,
+            draw.key,
+            draw.update,
             j0 as u64..j1 as u64,
-            chain0..chain0 + 1,
+            draw.chain0..draw.chain0 + 1,
             &mut words[..j1 - j0],
         );
         for g in j0 / L..j1.div_ceil(L) {
@@ -447,54 +447,45 @@ fn vec_epi32(a: &[u32; 16]) -> __m512i {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 fn cat_nodes<const W: usize, const K: usize>(job: Job<'_>) {
     assert!(W == 16 || W == 64, "tiles of 16 or 64 chains");
-    let k = K;
     let groups = W / 16;
-    let draws = QuadWords::new(&job, groups);
     let Job {
         terms: t,
+        draw,
         nodes,
         state,
         out,
-        ..
     } = job;
-    let mut j = nodes.start;
-    while j < nodes.end {
-        let words = draws.quad(j / 4);
-        let quad_end = (j / 4 * 4 + 4).min(nodes.end);
-        for jj in j..quad_end {
-            let (e0, e1) = (t.cat_off[jj] as usize, t.cat_off[jj + 1] as usize);
-            for (g, words) in words.iter().enumerate().take(groups) {
-                let mut theta = [_mm512_setzero_ps(); K];
-                for (c, th) in theta.iter_mut().enumerate() {
-                    *th = _mm512_set1_ps(t.bias[jj * k + c]);
-                }
-                for e in e0..e1 {
-                    // θ_c[l] += W_e[c, x_l]: a lookup by permutation in each row.
-                    let node = t.cat_idx[e] as usize;
-                    let x = _mm512_cvtepu8_epi32(load16(&state.cats[node * W + 16 * g..]));
-                    let rows = &t.cat_rows[t.cat_row_off[e] as usize..][..K];
-                    for (th, row) in theta.iter_mut().zip(rows) {
-                        *th = _mm512_add_ps(*th, _mm512_permutexvar_ps(x, vec16(row)));
-                    }
-                }
-                let o = (jj - nodes.start) * W + 16 * g;
-                store16(softmax16(&theta, words[jj % 4]), &mut out.cats[o..o + 16]);
+    QuadWords::new(draw, groups).for_each_node(nodes.clone(), |j, words| {
+        let (e0, e1) = (t.cat_off[j] as usize, t.cat_off[j + 1] as usize);
+        for (g, words) in words.iter().enumerate().take(groups) {
+            let mut theta = [_mm512_setzero_ps(); K];
+            for (c, th) in theta.iter_mut().enumerate() {
+                *th = _mm512_set1_ps(t.bias[j * K + c]);
             }
+            for e in e0..e1 {
+                // θ_c[l] += W_e[c, x_l]: a lookup by permutation in each row.
+                let node = t.cat_idx[e] as usize;
+                let x = _mm512_cvtepu8_epi32(load16(&state.cats[node * W + 16 * g..]));
+                let rows = &t.cat_rows[t.cat_row_off[e] as usize..][..K];
+                for (th, row) in theta.iter_mut().zip(rows) {
+                    *th = _mm512_add_ps(*th, _mm512_permutexvar_ps(x, vec16(row)));
+                }
+            }
+            let o = (j - nodes.start) * W + 16 * g;
+            store16(softmax16(&theta, words[j % 4]), &mut out.cats[o..o + 16]);
         }
-        j = quad_end;
-    }
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use std::arch::x86_64::{
-        __m512, _mm512_add_epi32, _mm512_castps_si512, _mm512_cmpeq_epi32_mask, _mm512_set_ps,
-        _mm512_set1_epi32,
+        _mm512_add_epi32, _mm512_castps_si512, _mm512_cmpeq_epi32_mask, _mm512_set1_epi32,
     };
 
     use super::{
         Job, exp2_nonpos16, if_detected, iota, philox16, round_keys, spin_up16, supports,
-        try_update, vec_epi32,
+        try_update, vec_epi32, vec16,
     };
     use crate::fused::kernel::{Draw, Out, Scratch, TileState, update_nodes_portable};
     use crate::fused::plan::{FusedBlock, Head, Terms};
@@ -502,14 +493,6 @@ mod tests {
     use crate::kernels::philox::{BlockUpdate, PhiloxKey, philox4x32_10};
     use crate::rng::Key;
     use rand::rand_core::Rng;
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-    fn vec_ps(a: [f32; 16]) -> __m512 {
-        _mm512_set_ps(
-            a[15], a[14], a[13], a[12], a[11], a[10], a[9], a[8], a[7], a[6], a[5], a[4], a[3],
-            a[2], a[1], a[0],
-        )
-    }
 
     /// Whether the 16-lane Philox words of chains `chain0..chain0 + 16`, node quad `quad`,
     /// equal the scalar definition.
@@ -530,7 +513,7 @@ mod tests {
     /// `spin_up16` as bits, against the scalar decisions.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
     fn decisions((gamma, words): ([f32; 16], [u32; 16])) -> (u16, u16) {
-        let got = spin_up16(vec_ps(gamma), vec_epi32(&words));
+        let got = spin_up16(vec16(&gamma), vec_epi32(&words));
         let expect = (0..16).fold(0u16, |m, l| m | u16::from(spin_up(gamma[l], words[l])) << l);
         (got, expect)
     }
@@ -538,7 +521,7 @@ mod tests {
     /// Lanes where `exp2_nonpos16(y)` has the bits of the scalar `exp2_nonpos(y)`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
     fn exp2_agrees(y: [f32; 16]) -> u16 {
-        let got = _mm512_castps_si512(exp2_nonpos16(vec_ps(y)));
+        let got = _mm512_castps_si512(exp2_nonpos16(vec16(&y)));
         _mm512_cmpeq_epi32_mask(got, vec_epi32(&y.map(|y| exp2_nonpos(y).to_bits())))
     }
 
@@ -745,9 +728,7 @@ mod tests {
             );
             let job = Job {
                 terms: &fb.terms,
-                key: draw.key,
-                update: draw.update,
-                chain0,
+                draw,
                 nodes: nodes.clone(),
                 state,
                 out: Out {

@@ -57,9 +57,9 @@ pub(crate) struct Draw {
 
 /// Draw new states for positions `nodes` of block `fb` in the `W` chains of a tile.
 ///
-/// Blocks with pairwise terms only (spins, and categoricals of up to 8 categories), in
-/// tiles of 16 or 64 chains, run on the AVX-512 kernel where the CPU has it; everything
-/// else on the portable kernel. Both give the same bits.
+/// Blocks with pairwise terms only (spins in any tile; categoricals of up to 8 categories
+/// in tiles of 16 or 64 chains) run on the AVX-512 kernels where the CPU has them
+/// (`avx512::supports`); everything else on the portable kernel. Both give the same bits.
 pub(crate) fn update_nodes<const W: usize>(
     fb: &FusedBlock,
     draw: Draw,
@@ -69,12 +69,10 @@ pub(crate) fn update_nodes<const W: usize>(
     scratch: &mut Scratch,
 ) {
     #[cfg(target_arch = "x86_64")]
-    let out = if super::avx512::supports::<W>(fb) {
+    {
         let job = super::avx512::Job {
             terms: &fb.terms,
-            key: draw.key,
-            update: draw.update,
-            chain0: draw.chain0,
+            draw,
             nodes: nodes.clone(),
             state,
             out: Out {
@@ -85,10 +83,7 @@ pub(crate) fn update_nodes<const W: usize>(
         if super::avx512::try_update::<W>(fb, job) {
             return;
         }
-        out
-    } else {
-        out
-    };
+    }
     update_nodes_portable::<W>(fb, draw, nodes, state, out, scratch);
 }
 

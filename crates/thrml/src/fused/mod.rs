@@ -47,11 +47,12 @@
 //! # Cost
 //!
 //! Measured with `thrml bench` on the development machine (2-vCPU Xeon, AVX-512; see
-//! `BENCHMARKS.md` for the table and the method): Pegasus(14), 256 chains, about 0.8
-//! flips/ns on one thread and 1.3 on two; Potts (5 states), 0.2 and 0.4. In the AVX-512
-//! spin kernel about 45 % of the time is the σ(2γ) decision (≈ 27 vector operations per 16
-//! lanes), 35 % Philox (≈ 140 per 16 lanes × 4 nodes) and 20 % the coupling adds (one
-//! masked add per 16 lanes per coupling); every flip takes one Philox word.
+//! `BENCHMARKS.md` for the table and the method): Pegasus(14), 256 chains, 0.5–0.9
+//! flips/ns on one thread and 1.0–1.3 on two; Potts (5 states), 0.13–0.23 and 0.27–0.40.
+//! In the AVX-512 spin kernel about 45 % of the time is the σ(2γ) decision (about 25
+//! vector operations per 16 lanes), 35 % Philox (about 140 per 16 lanes × 4 nodes) and
+//! 20 % the coupling adds (one masked add per 16 lanes per coupling); every flip takes one
+//! Philox word.
 //!
 //! Nothing here allocates during sweeps: tiles, output rows and random-word buffers are
 //! allocated when the run starts.

@@ -9,11 +9,11 @@ use std::ops::Range;
 use multiversion::multiversion;
 
 use super::plan::{FusedBlock, GenTerm, Head, NODE_LANES, Terms};
+use crate::kernels::aes::{BlockUpdate, WordKey, fill_words};
 use crate::kernels::math::{sample_softmax, sample_softmax_chains, spin_up};
-use crate::kernels::philox::{BlockUpdate, PhiloxKey, fill_words};
 
-/// Nodes whose random words are drawn together: a multiple of 4 (the Philox word count)
-/// and of [`NODE_LANES`]; for one chain, 64 nodes are one batch of 16 Philox calls.
+/// Nodes whose random words are drawn together: a multiple of 4 (the words per AES block)
+/// and of [`NODE_LANES`]; for one chain, 64 nodes are one batch of 16 AES blocks.
 pub(crate) const CHUNK: usize = 64;
 
 /// Per-worker buffers, allocated once per run.
@@ -49,8 +49,8 @@ pub(crate) struct Out<'a> {
 
 /// The random words' position: key, sweep and block, and the tile's first chain.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Draw {
-    pub key: PhiloxKey,
+pub(crate) struct Draw<'a> {
+    pub key: &'a WordKey,
     pub update: BlockUpdate,
     pub chain0: u32,
 }
@@ -58,11 +58,12 @@ pub(crate) struct Draw {
 /// Draw new states for positions `nodes` of block `fb` in the `W` chains of a tile.
 ///
 /// Blocks with pairwise terms only (spins in any tile; categoricals of up to 8 categories
-/// in tiles of 16 or 64 chains) run on the AVX-512 kernels where the CPU has them
-/// (`avx512::supports`); everything else on the portable kernel. Both give the same bits.
+/// over tails of up to 8, in tiles of 16 or 64 chains) run on the AVX2 kernels where the
+/// CPU has AVX2, FMA and AES (`avx2::supports`); everything else on the portable kernel.
+/// Both give the same bits.
 pub(crate) fn update_nodes<const W: usize>(
     fb: &FusedBlock,
-    draw: Draw,
+    draw: Draw<'_>,
     nodes: Range<usize>,
     state: TileState<'_>,
     out: Out<'_>,
@@ -70,7 +71,7 @@ pub(crate) fn update_nodes<const W: usize>(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        let job = super::avx512::Job {
+        let job = super::avx2::Job {
             terms: &fb.terms,
             draw,
             nodes: nodes.clone(),
@@ -80,7 +81,7 @@ pub(crate) fn update_nodes<const W: usize>(
                 cats: &mut *out.cats,
             },
         };
-        if super::avx512::try_update::<W>(fb, job) {
+        if super::avx2::try_update::<W>(fb, job) {
             return;
         }
     }
@@ -95,7 +96,7 @@ pub(crate) fn update_nodes<const W: usize>(
 ))]
 pub(crate) fn update_nodes_portable<const W: usize>(
     fb: &FusedBlock,
-    draw: Draw,
+    draw: Draw<'_>,
     nodes: Range<usize>,
     state: TileState<'_>,
     out: Out<'_>,

@@ -58,7 +58,7 @@
 //! allocated when the run starts.
 
 #[cfg(target_arch = "x86_64")]
-mod avx512;
+mod avx2;
 mod kernel;
 mod plan;
 
@@ -67,13 +67,13 @@ use rayon::prelude::*;
 pub(crate) use plan::FusedPlan;
 use plan::{FusedBlock, Head, SlotKind};
 
-use crate::kernels::philox::{BlockUpdate, PhiloxKey};
+use crate::kernels::aes::{BlockUpdate, WordKey};
 use crate::rng::Key;
 use crate::state::State;
 use kernel::{Draw, Out, Scratch, TileState, update_nodes};
 
-/// `fold_in` tag that separates the fused engine's Philox key from the run's ChaCha streams.
-const PHILOX_STREAM: u64 = 0x7068_696c_6f78;
+/// `fold_in` tag that separates the fused engine's AES key from the run's ChaCha streams.
+const WORD_STREAM: u64 = 0x6165_7331_3238;
 
 /// Smallest block update (nodes × lanes) split over threads: below it, waking the other
 /// threads costs more than the work (a Pegasus(14) block of ~1,000 nodes in one chain).
@@ -114,7 +114,7 @@ struct Tile {
 #[derive(Debug)]
 pub(crate) struct Engine<'p> {
     plan: &'p FusedPlan,
-    key: PhiloxKey,
+    key: WordKey,
     n_chains: usize,
     lanes: usize,
     tiles: Vec<Tile>,
@@ -153,7 +153,7 @@ impl<'p> Engine<'p> {
         };
         let mut engine = Engine {
             plan,
-            key: PhiloxKey::from(key.fold_in(PHILOX_STREAM)),
+            key: WordKey::from(key.fold_in(WORD_STREAM)),
             n_chains,
             lanes,
             tiles,
@@ -253,7 +253,7 @@ impl<'p> Engine<'p> {
 
     /// Update the fused blocks among `blocks` (one superblock) at sweep `sweep`.
     pub(crate) fn update_blocks(&mut self, blocks: &[usize], sweep: u64) {
-        let (plan, key, lanes) = (self.plan, self.key, self.lanes);
+        let (plan, key, lanes) = (self.plan, &self.key, self.lanes);
         let fused = || blocks.iter().filter_map(|&b| plan.blocks[b].as_ref());
         if self.par_scratch.is_empty() {
             self.tiles.par_iter_mut().for_each(|tile| {
@@ -285,7 +285,7 @@ impl<'p> Engine<'p> {
             }
             return;
         }
-        let (plan, key, lanes) = (self.plan, self.key, self.lanes);
+        let (plan, key, lanes) = (self.plan, &self.key, self.lanes);
         self.tiles.par_iter_mut().for_each(|tile| {
             for s in first..first + n {
                 for blocks in order {
@@ -299,7 +299,7 @@ impl<'p> Engine<'p> {
     }
 }
 
-fn draw(key: PhiloxKey, fb: &FusedBlock, sweep: u64, chain0: u32) -> Draw {
+fn draw<'k>(key: &'k WordKey, fb: &FusedBlock, sweep: u64, chain0: u32) -> Draw<'k> {
     Draw {
         key,
         update: BlockUpdate::new(sweep, u32::try_from(fb.block).expect("checked by the plan")),
@@ -308,7 +308,7 @@ fn draw(key: PhiloxKey, fb: &FusedBlock, sweep: u64, chain0: u32) -> Draw {
 }
 
 /// Update block `fb` of one tile in place.
-fn update_tile<const W: usize>(tile: &mut Tile, fb: &FusedBlock, key: PhiloxKey, sweep: u64) {
+fn update_tile<const W: usize>(tile: &mut Tile, fb: &FusedBlock, key: &WordKey, sweep: u64) {
     let Tile {
         chain0,
         bits,
@@ -341,7 +341,7 @@ fn update_tile<const W: usize>(tile: &mut Tile, fb: &FusedBlock, key: PhiloxKey,
 fn update_tile_split<const W: usize>(
     tile: &mut Tile,
     fb: &FusedBlock,
-    key: PhiloxKey,
+    key: &WordKey,
     sweep: u64,
     scratch: &mut [Scratch],
 ) {

@@ -2,7 +2,7 @@
 
 use std::any::Any;
 
-use crate::kernels::philox::MAX_BLOCKS;
+use crate::kernels::aes::MAX_BLOCKS;
 use crate::models::discrete::{
     CategoricalGibbsConditional, DiscreteEBMInteraction, SpinGibbsConditional,
 };
@@ -70,10 +70,11 @@ pub(crate) struct Terms {
     pub cat_tab: Vec<f32>,
     /// The same tables as rows of 16 lanes: row `cat_row_off[e] + c` holds `W[c, ·]` of
     /// edge `e`, zero-padded (for table lookups by permutation); filled only when every
-    /// `K' ≤ 16`, which `cat_rows_fit` records. Identical tables are stored once.
+    /// `K' ≤ 16`. Identical tables are stored once.
     pub cat_row_off: Vec<u32>,
     pub cat_rows: Vec<[f32; NODE_LANES]>,
-    pub cat_rows_fit: bool,
+    /// The largest `K'` of the pairwise categorical tails (0 if none).
+    pub cat_tail_max: usize,
     /// Pairwise spin tails of spin heads again, for one chain: groups of [`NODE_LANES`]
     /// consecutive nodes, each a list of rows of `NODE_LANES` (node, doubled weight), padded
     /// with weight 0; group `g` has rows `ell_off[g]..ell_off[g + 1]`.
@@ -94,7 +95,7 @@ pub(crate) const NODE_LANES: usize = 16;
 /// One free block compiled for the fused kernels.
 #[derive(Clone, Debug)]
 pub(crate) struct FusedBlock {
-    /// Its index among the free blocks (the Philox block index).
+    /// Its index among the free blocks (the block index of its random words).
     pub block: usize,
     pub head: Head,
     /// Engine node of its position 0 (a block is contiguous in its slot).
@@ -297,7 +298,6 @@ impl Ctx<'_> {
         let head_axes = usize::from(matches!(head, Head::Cat(_)));
         // Pairwise categorical tables by their bits: a Potts model's edges share one.
         let mut tables: std::collections::HashMap<Vec<u32>, (u32, u32)> = Default::default();
-        t.cat_rows_fit = true;
         t.spin_off.push(0);
         t.cat_off.push(0);
         t.gen_off.push(0);
@@ -334,7 +334,7 @@ impl Ctx<'_> {
                             let kp = shape[2];
                             t.cat_idx.push(tail_node(0)?);
                             t.cat_k.push(to_u32(kp));
-                            t.cat_rows_fit &= kp <= NODE_LANES;
+                            t.cat_tail_max = t.cat_tail_max.max(kp);
                             let bits = row.iter().map(|x| x.to_bits()).collect();
                             let (tab, rows) = *tables.entry(bits).or_insert_with(|| {
                                 let at = (to_u32(t.cat_tab.len()), to_u32(t.cat_rows.len()));

@@ -38,14 +38,27 @@
 //!
 //! # Spin decisions
 //!
-//! [`spin_up`]`(γ, w)` is `u · (1 + t) < 1` for `γ ≥ 0` and `u · (1 + t) < t` for `γ < 0`,
-//! with `t = e^{−2|γ|}` as above and `u = u01_f32(w) = (w >> 8) · 2⁻²⁴`: the test
-//! `u < σ(2γ)` without the division. It is monotone in `w`, so its probability is a count
-//! of the `2²⁴` values of `u`, which `spin_decision_probability_within_1e6` computes exactly
-//! (binary search) for 6,000 fields: the largest error against `σ(2γ)` is 8.6e-8 (bound:
-//! `2⁻²⁴` quantisation + 2 roundings, < 2.2e-7). `P(up)` is exactly 1 for `γ ≥ 8.317766`
-//! and exactly 0 for `γ ≤ −42.97513`; for fields in between the smallest non-zero
-//! probability is `2⁻²⁴ ≈ 6e-8`.
+//! [`spin_up`]`(γ, w)` is `k · (1 + t) < 2²⁴` evaluated as one fused multiply-add,
+//! `fma(k, t, k) < 2²⁴`, with `k = w >> 8` (24 random bits, exact in `f32`) and
+//! `t = 2ˣ = e^{−2γ}`, `x = γ · (−2 log₂e)` clamped to `[−125, 126]`: the test
+//! `u < σ(2γ) = 1 / (1 + t)` with `u = k · 2⁻²⁴`, without the division. `2ˣ` is
+//! [`exp2_fma`]: the nearest integer `n` by the `1.5 · 2²³` trick, a degree-5 polynomial in
+//! `f = x − n` by Horner's rule with fused multiply-adds, and `n` added to the exponent
+//! bits; the clamp keeps every intermediate a normal number. About 17 vector instructions
+//! per 8 lanes.
+//!
+//! The decision is monotone in `w`, so its probability is a count of the `2²⁴` values of
+//! `k`, which `spin_decision_probability_within_1e6` computes exactly (binary search) for
+//! 6,000 fields: the largest error against `σ(2γ)` is given there (bound: `2⁻²⁴`
+//! quantisation, one rounding of the fused multiply-add, `¼` of the relative error of `t`
+//! and the rounding of `x`: below 2.5e-7). Saturation is clean: for `γ ≥ 43.3` (`x` at
+//! the clamp `−125`) every `k` goes up, probability exactly 1; for `γ ≤ −43.7` (`x = 126`)
+//! only `k = 0` does, probability `2⁻²⁴ ≈ 6e-8`. A NaN field (possible only when a sum of
+//! finite weights overflows) clamps to `x = −125`: up.
+//!
+//! Fused multiply-adds are exact-rounded operations, so the decision is bit-identical on
+//! every target: `f32::mul_add` compiles to `vfmadd` on x86-64 with FMA and to `fmadd` on
+//! aarch64, and to a correctly rounded library call on baseline x86-64.
 //!
 //! # Softmax draws
 //!
@@ -77,7 +90,6 @@
 //! |---|---|---|---|
 //! | [`fill_prob_up`], per sigmoid | 1.5 | 0.72 | 0.74 |
 //! | [`fill_spins`], per spin decision | 1.7 | 0.77 | 0.74 |
-//! | [`fill_words`](super::philox::fill_words) + [`fill_spins`], per spin | 4.2 | 1.75 | 1.5–1.8 |
 //! | [`sample_softmax_chains`], K = 5, per draw | 13.7 | 5.7 | 5.6–6.5 |
 //! | [`sample_softmax`], K = 5, per draw (scalar reference) | 65 | 52 | 53–64 |
 //! | `f64` `1 / (1 + exp(−2γ))`, per sigmoid (for comparison) | 7.0 | 5.0 | 7.3 |
@@ -87,7 +99,7 @@
 //! save a further ~25 % at the price of results that differ between FMA and non-FMA
 //! targets.
 
-use super::philox::{u01_f32, u01_f64};
+use super::aes::u01_f64;
 
 /// Below this argument [`exp2_nonpos`] returns exactly 0 (`2⁻¹²⁴`, the smallest power
 /// whose products with the polynomial stay normal).
@@ -100,7 +112,7 @@ pub const SIGMOID2_MAX_ABS_ERROR: f64 = 1.2e-7;
 pub(crate) const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// `1.5 · 2²³`: adding and subtracting it rounds an `f32` of magnitude `< 2²²` to an
 /// integer, and leaves that integer in the low mantissa bits of the sum.
-const ROUNDER: f32 = 12_582_912.0;
+pub(crate) const ROUNDER: f32 = 12_582_912.0;
 /// `2^f ≈ 1 + Σ C_k f^k` on `|f| ≤ 1/2`: a degree-5 minimax fit of the relative error
 /// (Lawson's algorithm, coefficients rounded to `f32`): 9.1e-8 before rounding, 1.9e-7
 /// evaluated in `f32`.
@@ -219,24 +231,65 @@ pub fn fill_prob_up(gamma: &[f32], out: &mut [f32]) {
     }
 }
 
+/// `−2 log₂e`: the factor that turns a spin's field `γ` into the exponent `x` of
+/// `t = 2ˣ = e^{−2γ}` in [`spin_up`].
+pub const SPIN_EXP_SCALE: f32 = -2.0 * LOG2_E;
+/// The clamp of the exponent in [`spin_up`]: `2ˣ` stays a normal number after the
+/// exponent bits are added, and saturates far beyond the decision's `2⁻²⁴` resolution.
+pub const SPIN_EXP_MIN: f32 = -125.0;
+/// See [`SPIN_EXP_MIN`].
+pub const SPIN_EXP_MAX: f32 = 126.0;
+
+/// `2ˣ` for `x ∈ [SPIN_EXP_MIN, SPIN_EXP_MAX]`, with fused multiply-adds: relative error
+/// below 2.5e-7 (see `exp2_fma_is_accurate`).
+///
+/// # Example
+///
+/// ```
+/// use thrml::kernels::math::exp2_fma;
+/// assert_eq!(exp2_fma(0.0), 1.0);
+/// assert_eq!(exp2_fma(-3.0), 0.125);
+/// assert!((exp2_fma(0.5) - std::f32::consts::SQRT_2).abs() < 3e-7);
+/// ```
+#[inline(always)]
+#[must_use]
+pub fn exp2_fma(x: f32) -> f32 {
+    let shifted = x + ROUNDER;
+    // Exact: `n` is the integer nearest `x`, and `f ∈ [−½, ½]`.
+    let n = shifted - ROUNDER;
+    let f = x - n;
+    let p = C5
+        .mul_add(f, C4)
+        .mul_add(f, C3)
+        .mul_add(f, C2)
+        .mul_add(f, C1)
+        .mul_add(f, 1.0);
+    // The low mantissa bits of `shifted` hold `n` (two's complement); shifted into the
+    // exponent field they scale `p ∈ [2^−½, 2^½]` by `2ⁿ`.
+    f32::from_bits(p.to_bits().wrapping_add(shifted.to_bits() << 23))
+}
+
 /// Whether a spin with field `γ` goes up, given 32 random bits: `P(true) = σ(2γ)` within
-/// `2.2e-7`.
+/// `2.5e-7` (see the module docs).
 ///
 /// # Example
 ///
 /// ```
 /// use thrml::kernels::math::spin_up;
 /// assert!(spin_up(1e4, u32::MAX));
-/// assert!(!spin_up(-1e4, 0));
+/// assert!(!spin_up(-1e4, 0x100));
 /// assert!(spin_up(0.0, 0x7fff_ffff) && !spin_up(0.0, 0x8000_0000));
 /// ```
-#[inline]
+#[inline(always)]
 #[must_use]
 pub fn spin_up(gamma: f32, word: u32) -> bool {
-    // u < 1 / (1 + t) for γ ≥ 0 and u < t / (1 + t) for γ < 0, without the division.
-    let t = exp_neg_2abs(gamma);
-    let bound = if gamma >= 0.0 { 1.0 } else { t };
-    u01_f32(word) * (1.0 + t) < bound
+    let x = gamma * SPIN_EXP_SCALE;
+    // `maxps`/`minps` order: NaN takes the `else` arm.
+    let x = if x > SPIN_EXP_MIN { x } else { SPIN_EXP_MIN };
+    let x = if x < SPIN_EXP_MAX { x } else { SPIN_EXP_MAX };
+    let t = exp2_fma(x);
+    let k = ((word >> 8) as i32) as f32;
+    k.mul_add(t, k) < 16_777_216.0
 }
 
 /// `out[i] = spin_up(gamma[i], words[i])`.
@@ -481,6 +534,27 @@ mod tests {
     }
 
     #[test]
+    fn exp2_fma_is_accurate() {
+        let mut worst = 0.0f64;
+        let mut s = 5u64;
+        let mut xs: Vec<f32> = (0..2_000_001)
+            .map(|i| SPIN_EXP_MIN + i as f32 * (251.0 / 2e6))
+            .collect();
+        xs.extend(
+            (0..1_000_000).map(|_| (splitmix(&mut s) as u32 as f32 / u32::MAX as f32 - 0.5) * 2.0),
+        );
+        xs.extend([SPIN_EXP_MIN, SPIN_EXP_MAX, 0.0, -0.0, 0.5, -0.5, 1e-30]);
+        for &x in &xs {
+            let got = f64::from(exp2_fma(x));
+            let want = f64::from(x).exp2();
+            let rel = (got - want).abs() / want;
+            worst = worst.max(rel);
+            assert!(rel < 2.5e-7, "2^{x}: {got} vs {want}");
+        }
+        println!("exp2_fma: max relative error {worst:e}");
+    }
+
+    #[test]
     fn exp2_and_exp_are_accurate() {
         let (mut worst2, mut worst) = (0.0f64, 0.0f64);
         let n = 2_000_000;
@@ -649,7 +723,7 @@ mod tests {
             let err = (p[0] - sigmoid2_f64(g)).abs();
             worst = worst.max(err);
             assert!(
-                err <= 2.2e-7,
+                err <= 2.5e-7,
                 "γ = {g}: P(up) = {} vs {}",
                 p[0],
                 sigmoid2_f64(g)
@@ -658,10 +732,13 @@ mod tests {
         println!("spin decision: max abs error {worst:e}");
         // Exact saturation: never flips against an infinite or huge field.
         for w in [0, 1, 255, 256, u32::MAX] {
-            assert!(spin_up(f32::INFINITY, w) && spin_up(1e4, w));
+            assert!(spin_up(f32::INFINITY, w) && spin_up(1e4, w) && spin_up(f32::NAN, w));
+        }
+        // Against −∞ only `k = 0` (the 256 smallest words) goes up.
+        for w in [256, 257, 1 << 31, u32::MAX] {
             assert!(!spin_up(f32::NEG_INFINITY, w) && !spin_up(-1e4, w));
         }
-        assert!(spin_up(f32::NAN, 0) && !spin_up(f32::NAN, u32::MAX));
+        assert!(spin_up(f32::NEG_INFINITY, 255) && spin_up(f32::MIN, 0));
     }
 
     #[test]
@@ -789,14 +866,14 @@ mod tests {
 
     #[test]
     fn softmax_draw_frequencies() {
-        // Drawing with Philox words reproduces the exact probabilities (a sanity check of
+        // Drawing with AES words reproduces the exact probabilities (a sanity check of
         // the words-to-category path; the exact bound is the implied-distribution test).
-        use crate::kernels::philox::{BlockUpdate, PhiloxKey, fill_words};
+        use crate::kernels::aes::{BlockUpdate, WordKey, fill_words};
         let theta = [0.3f32, -1.0, 2.0, 0.0, 1.5];
         let n = 200_000;
         let mut words = vec![0u32; n];
         fill_words(
-            PhiloxKey::from_seed(4),
+            &WordKey::from_seed(4),
             BlockUpdate::new(0, 0),
             0..1,
             0..n as u32,

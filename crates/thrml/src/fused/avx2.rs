@@ -506,14 +506,17 @@ macro_rules! kernels {
                     _mm256_setr_epi32(s, s + 1, s + 2, s + 3, s + 4, s + 5, s + 6, s + 7)
                 });
                 let zero = _mm256_setzero_ps();
+                // The masks as 32-bit halves (little-endian: low half first), so that each
+                // half is broadcast straight from memory.
+                let halves: &[u32] = bytemuck::cast_slice(state.bits);
                 for_each_node(draw, groups, nodes.clone(), |j, words| {
                     let mut acc = [_mm256_set1_ps(t.bias[j]); 8];
                     let (e0, e1) = (t.spin_off[j] as usize, t.spin_off[j + 1] as usize);
                     for (&i, &w2) in t.spin_idx[e0..e1].iter().zip(&t.spin_w2[e0..e1]) {
-                        let m = state.bits[i as usize];
+                        let i = 2 * i as usize;
                         let halves = [
-                            _mm256_set1_epi32(m as i32),
-                            _mm256_set1_epi32((m >> 32) as i32),
+                            _mm256_set1_epi32(halves[i] as i32),
+                            _mm256_set1_epi32(halves[i + 1] as i32),
                         ];
                         // [0, 2J, 0, 2J]: bit 0 of the index picks 2J.
                         let table = _mm256_blend_ps::<0b1010_1010>(zero, _mm256_set1_ps(w2));

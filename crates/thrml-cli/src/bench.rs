@@ -166,25 +166,10 @@ impl Engine {
     }
 }
 
-/// The SIMD level of this CPU, detected at run time: a fact about the machine, printed so
-/// that figures can be compared. The fused kernels dispatch on the same detection.
+/// The instruction set of the fused kernels on this CPU ([`thrml::fused::kernel_isa`]),
+/// printed so that figures can be compared.
 pub(crate) fn simd_level() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return "avx512f";
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            return "avx2";
-        }
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        if std::arch::is_aarch64_feature_detected!("neon") {
-            return "neon";
-        }
-    }
-    "portable"
+    thrml::fused::kernel_isa()
 }
 
 /// The CPU model name from `/proc/cpuinfo`, where there is one.

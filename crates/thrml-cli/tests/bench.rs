@@ -51,7 +51,15 @@ fn tiny_chimera_run_prints_json_with_positive_rates() {
     assert_eq!(doc["engine"], "fused");
     let simd = doc["simd"].as_str().unwrap();
     assert!(
-        ["avx512f", "avx2", "neon", "portable"].contains(&simd),
+        [
+            "avx2+vaes",
+            "avx2+aes-ni",
+            "avx512",
+            "avx2",
+            "neon",
+            "baseline"
+        ]
+        .contains(&simd),
         "{simd}"
     );
     let builds = doc["builds"].as_array().unwrap();

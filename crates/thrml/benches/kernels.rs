@@ -9,10 +9,10 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use thrml::kernels::aes::{BlockUpdate, WordKey, fill_words};
 use thrml::kernels::math::{
     fill_prob_up, fill_spins, sample_softmax, sample_softmax_chains, sigmoid2,
 };
-use thrml::kernels::philox::{BlockUpdate, PhiloxKey, fill_words, philox4x32_10};
 
 /// Items per batch: 4 nodes × 1024 chains, a typical L1-resident tile.
 const N: usize = 4096;
@@ -20,7 +20,7 @@ const N: usize = 4096;
 fn inputs() -> (Vec<f32>, Vec<u32>) {
     let mut words = vec![0u32; N];
     fill_words(
-        PhiloxKey::from_seed(1),
+        &WordKey::from_seed(1),
         BlockUpdate::new(0, 0),
         0..4,
         0..1024,
@@ -33,18 +33,17 @@ fn inputs() -> (Vec<f32>, Vec<u32>) {
     (gamma, words)
 }
 
-fn philox(c: &mut Criterion) {
-    let mut g = c.benchmark_group("philox");
+fn words(c: &mut Criterion) {
+    let mut g = c.benchmark_group("words");
     g.throughput(Throughput::Elements(N as u64));
-    let key = PhiloxKey::from_seed(1);
-    g.bench_function("scalar philox4x32_10 (per word)", |b| {
+    let key = &WordKey::from_seed(1);
+    g.bench_function("encrypt one counter (per word)", |b| {
         let mut out = vec![0u32; N];
         b.iter(|| {
-            // Opaque counter words and key, as in a real sweep (constants would let LLVM
-            // fold the first round).
-            let (hi, key) = black_box(([3u32, 7, 0], key.words()));
+            // Opaque counter words, as in a real sweep.
+            let hi = black_box([3u32, 7, 0]);
             for (i, chunk) in out.chunks_exact_mut(4).enumerate() {
-                chunk.copy_from_slice(&philox4x32_10([i as u32, hi[0], hi[1], hi[2]], key));
+                chunk.copy_from_slice(&key.encrypt([i as u32, hi[0], hi[1], hi[2]]));
             }
             black_box(&mut out);
         });
@@ -100,7 +99,7 @@ fn sigmoid_and_spins(c: &mut Criterion) {
         b.iter(|| {
             sweep += 1;
             fill_words(
-                PhiloxKey::from_seed(2),
+                &WordKey::from_seed(2),
                 BlockUpdate::new(sweep, 0),
                 0..4,
                 0..1024,
@@ -138,5 +137,5 @@ fn softmax(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, philox, sigmoid_and_spins, softmax);
+criterion_group!(benches, words, sigmoid_and_spins, softmax);
 criterion_main!(benches);

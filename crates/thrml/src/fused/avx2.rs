@@ -51,7 +51,7 @@ pub(super) struct Job<'a> {
 /// Which build of the kernels this CPU runs, detected once and cached by the standard
 /// library: `Some(true)` with VAES, `Some(false)` with AES-NI only, `None` without AVX2,
 /// FMA or AES.
-fn detected() -> Option<bool> {
+pub(super) fn detected() -> Option<bool> {
     let base = std::arch::is_x86_feature_detected!("avx2")
         && std::arch::is_x86_feature_detected!("fma")
         && std::arch::is_x86_feature_detected!("aes");
@@ -205,15 +205,12 @@ fn splat(x: f32) -> __m256 {
     _mm256_set1_ps(x)
 }
 
-/// `spin_up(γ_l, w_l)` in 8 lanes, as bit `l` of the result: operation for operation the
-/// portable decision (`exp2_fma` of the clamped `γ · (−2 log₂e)`, then
-/// `fma(k, t, k) < 2²⁴`).
+/// The portable `exp2_fma` in 8 lanes (`x ∈ [SPIN_EXP_MIN, SPIN_EXP_MAX]`), operation for
+/// operation: rounding by `1.5 · 2²³`, Horner's rule in fused multiply-adds, `n` added to
+/// the exponent bits.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn spin_up8(gamma: __m256, words: __m256i) -> u8 {
-    let x = _mm256_mul_ps(gamma, splat(SPIN_EXP_SCALE));
-    // `x > MIN ? x : MIN`, then `x < MAX ? x : MAX` (NaN → MIN), as the portable selects.
-    let x = _mm256_min_ps(_mm256_max_ps(x, splat(SPIN_EXP_MIN)), splat(SPIN_EXP_MAX));
+fn exp2_fma8(x: __m256) -> __m256 {
     let shifted = _mm256_add_ps(x, splat(ROUNDER));
     let n = _mm256_sub_ps(shifted, splat(ROUNDER));
     let f = _mm256_sub_ps(x, n);
@@ -223,34 +220,33 @@ fn spin_up8(gamma: __m256, words: __m256i) -> u8 {
     p = _mm256_fmadd_ps(p, f, splat(C1));
     p = _mm256_fmadd_ps(p, f, splat(1.0));
     let scale = _mm256_slli_epi32::<23>(_mm256_castps_si256(shifted));
-    let t = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), scale));
+    _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), scale))
+}
+
+/// `spin_up(γ_l, w_l)` in 8 lanes, as bit `l` of the result: operation for operation the
+/// portable decision (`exp2_fma` of the clamped `γ · (−2 log₂e)`, then
+/// `fma(k, t, k) < 2²⁴`).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn spin_up8(gamma: __m256, words: __m256i) -> u8 {
+    let x = _mm256_mul_ps(gamma, splat(SPIN_EXP_SCALE));
+    // `x > MIN ? x : MIN`, then `x < MAX ? x : MAX` (NaN → MIN), as the portable selects.
+    let x = _mm256_min_ps(_mm256_max_ps(x, splat(SPIN_EXP_MIN)), splat(SPIN_EXP_MAX));
+    let t = exp2_fma8(x);
     let k = _mm256_cvtepi32_ps(_mm256_srli_epi32::<8>(words));
     let up = _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_fmadd_ps(k, t, k), splat(16_777_216.0));
     _mm256_movemask_ps(up) as u8
 }
 
-/// The portable `exp2_nonpos` in 8 lanes, operation for operation (Estrin's scheme
-/// without fused multiply-adds, `2ⁿ` as a multiplication, 0 below the cut-off and for
-/// NaN).
+/// The portable `exp2_nonpos` in 8 lanes, operation for operation: `exp2_fma` of the
+/// clamped argument, 0 below the cut-off and for NaN.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn exp2_nonpos8(y: __m256) -> __m256 {
     let in_range = _mm256_cmp_ps::<_CMP_GE_OQ>(y, splat(EXP2_CUTOFF));
     // `y ≥ CUTOFF ? y : CUTOFF` (NaN → CUTOFF), then `y < 0 ? y : 0`.
     let y = _mm256_min_ps(_mm256_max_ps(y, splat(EXP2_CUTOFF)), _mm256_setzero_ps());
-    let shifted = _mm256_add_ps(y, splat(ROUNDER));
-    let n = _mm256_sub_ps(shifted, splat(ROUNDER));
-    let f = _mm256_sub_ps(y, n);
-    let f2 = _mm256_mul_ps(f, f);
-    let lo = _mm256_add_ps(
-        _mm256_add_ps(splat(1.0), _mm256_mul_ps(splat(C1), f)),
-        _mm256_mul_ps(f2, _mm256_add_ps(splat(C2), _mm256_mul_ps(splat(C3), f))),
-    );
-    let hi = _mm256_add_ps(splat(C4), _mm256_mul_ps(splat(C5), f));
-    let p = _mm256_add_ps(lo, _mm256_mul_ps(_mm256_mul_ps(f2, f2), hi));
-    let bits = _mm256_add_epi32(_mm256_castps_si256(shifted), _mm256_set1_epi32(127));
-    let scale = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(bits));
-    _mm256_and_ps(_mm256_mul_ps(p, scale), in_range)
+    _mm256_and_ps(exp2_fma8(y), in_range)
 }
 
 /// The two 4-lane `f64` halves of 8 `f32` lanes.
@@ -282,63 +278,79 @@ fn targets(words: __m256i, total: [__m256d; 2]) -> [__m256d; 2] {
     ]
 }
 
-/// `sample_softmax(θ_l, w_l)` in 8 lanes (`theta[c]` holds category `c`), operation for
-/// operation the portable `softmax_lanes`: `f32` weights `exp(θ_c − max)`, `f64` sums,
-/// the category is the count of prefix sums `≤ u · total`; uniform when every logit is
-/// `−∞`.
+/// `sample_softmax(θ_l, w_l)` in the 8 lanes of each of `G` groups (`theta[g][c]` holds
+/// category `c` of group `g`), operation for operation the portable `softmax_lanes`: `f32`
+/// weights `exp(θ_c − max)`, `f64` sums, the category is the count of prefix sums
+/// `≤ u · total`; uniform when every logit is `−∞`. The groups' operations interleave, so
+/// that their long dependency chains overlap.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn softmax8<const K: usize>(theta: &[__m256; K], words: __m256i) -> [u8; 8] {
-    let mut max = splat(f32::NEG_INFINITY);
-    for th in theta {
-        // `t > max ? t : max`, NaN ignored.
-        max = _mm256_max_ps(*th, max);
+// Category-outer, group-inner loops are the point: they interleave the groups.
+#[allow(clippy::needless_range_loop)]
+fn softmax8<const K: usize, const G: usize>(
+    theta: &[[__m256; K]; G],
+    words: &[__m256i; G],
+) -> [[u8; 8]; G] {
+    let mut max = [splat(f32::NEG_INFINITY); G];
+    for c in 0..K {
+        for (m, th) in max.iter_mut().zip(theta) {
+            // `t > max ? t : max`, NaN ignored.
+            *m = _mm256_max_ps(th[c], *m);
+        }
     }
-    let mut weights = [_mm256_setzero_ps(); K];
-    let mut total = [_mm256_setzero_pd(); 2];
-    for (w, th) in weights.iter_mut().zip(theta) {
-        // `θ == max ? 0 : θ − max` (equal infinities give 0, NaN gives NaN).
-        let same = _mm256_cmp_ps::<_CMP_EQ_OQ>(*th, max);
-        let d = _mm256_andnot_ps(same, _mm256_sub_ps(*th, max));
-        *w = exp2_nonpos8(_mm256_mul_ps(d, splat(LOG2_E)));
-        let [lo, hi] = widen(*w);
-        total = [_mm256_add_pd(total[0], lo), _mm256_add_pd(total[1], hi)];
+    let mut weights = [[_mm256_setzero_ps(); K]; G];
+    let mut total = [[_mm256_setzero_pd(); 2]; G];
+    for c in 0..K {
+        for g in 0..G {
+            // `θ == max ? 0 : θ − max` (equal infinities give 0, NaN gives NaN).
+            let th = theta[g][c];
+            let same = _mm256_cmp_ps::<_CMP_EQ_OQ>(th, max[g]);
+            let d = _mm256_andnot_ps(same, _mm256_sub_ps(th, max[g]));
+            weights[g][c] = exp2_nonpos8(_mm256_mul_ps(d, splat(LOG2_E)));
+            let [lo, hi] = widen(weights[g][c]);
+            total[g] = [
+                _mm256_add_pd(total[g][0], lo),
+                _mm256_add_pd(total[g][1], hi),
+            ];
+        }
     }
-    let target = targets(words, total);
-    let mut acc = [_mm256_setzero_pd(); 2];
-    let mut count = [_mm256_setzero_si256(); 2];
-    for w in &weights[..K - 1] {
-        let [lo, hi] = widen(*w);
-        acc = [_mm256_add_pd(acc[0], lo), _mm256_add_pd(acc[1], hi)];
-        // A true comparison is all ones, −1 as an integer.
-        let below = [
-            _mm256_castpd_si256(_mm256_cmp_pd::<_CMP_LE_OQ>(acc[0], target[0])),
-            _mm256_castpd_si256(_mm256_cmp_pd::<_CMP_LE_OQ>(acc[1], target[1])),
-        ];
-        count = [
-            _mm256_sub_epi64(count[0], below[0]),
-            _mm256_sub_epi64(count[1], below[1]),
-        ];
-    }
-    let mut out = [0u8; 8];
-    for (h, c) in count.iter().enumerate() {
-        out[4 * h] = _mm256_extract_epi64::<0>(*c) as u8;
-        out[4 * h + 1] = _mm256_extract_epi64::<1>(*c) as u8;
-        out[4 * h + 2] = _mm256_extract_epi64::<2>(*c) as u8;
-        out[4 * h + 3] = _mm256_extract_epi64::<3>(*c) as u8;
-    }
-    let all_neg_inf =
-        _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(max, splat(f32::NEG_INFINITY)));
-    if all_neg_inf != 0 {
-        let w = u32_lanes(words);
-        for (l, o) in out.iter_mut().enumerate() {
-            if all_neg_inf >> l & 1 == 1 {
-                // The portable `uniform_category`.
-                *o = ((u64::from(w[l]) * K as u64) >> 32) as u8;
+    let target: [[__m256d; 2]; G] = std::array::from_fn(|g| targets(words[g], total[g]));
+    let mut acc = [[_mm256_setzero_pd(); 2]; G];
+    let mut count = [[_mm256_setzero_si256(); 2]; G];
+    for c in 0..K - 1 {
+        for g in 0..G {
+            let [lo, hi] = widen(weights[g][c]);
+            acc[g] = [_mm256_add_pd(acc[g][0], lo), _mm256_add_pd(acc[g][1], hi)];
+            for h in 0..2 {
+                // A true comparison is all ones, −1 as an integer.
+                let below = _mm256_cmp_pd::<_CMP_LE_OQ>(acc[g][h], target[g][h]);
+                count[g][h] = _mm256_sub_epi64(count[g][h], _mm256_castpd_si256(below));
             }
         }
     }
-    out
+    std::array::from_fn(|g| {
+        let mut out = [0u8; 8];
+        for (h, c) in count[g].iter().enumerate() {
+            out[4 * h] = _mm256_extract_epi64::<0>(*c) as u8;
+            out[4 * h + 1] = _mm256_extract_epi64::<1>(*c) as u8;
+            out[4 * h + 2] = _mm256_extract_epi64::<2>(*c) as u8;
+            out[4 * h + 3] = _mm256_extract_epi64::<3>(*c) as u8;
+        }
+        let all_neg_inf = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(
+            max[g],
+            splat(f32::NEG_INFINITY),
+        ));
+        if all_neg_inf != 0 {
+            let w = u32_lanes(words[g]);
+            for (l, o) in out.iter_mut().enumerate() {
+                if all_neg_inf >> l & 1 == 1 {
+                    // The portable `uniform_category`.
+                    *o = ((u64::from(w[l]) * K as u64) >> 32) as u8;
+                }
+            }
+        }
+        out
+    })
 }
 
 /// The 8 lanes of a vector of `u32`.
@@ -592,21 +604,30 @@ macro_rules! kernels {
                 } = job;
                 for_each_node(draw, groups, nodes.clone(), |j, words| {
                     let (e0, e1) = (t.cat_off[j] as usize, t.cat_off[j + 1] as usize);
-                    for (g, words) in words.iter().enumerate().take(groups) {
-                        let mut theta: [__m256; K] =
-                            std::array::from_fn(|c| _mm256_set1_ps(t.bias[j * K + c]));
+                    // `CAT_GROUPS` groups of 8 chains at a time, their softmax draws
+                    // interleaved.
+                    const G: usize = CAT_GROUPS;
+                    for g0 in (0..groups).step_by(G) {
+                        let mut theta: [[__m256; K]; G] =
+                            [std::array::from_fn(|c| _mm256_set1_ps(t.bias[j * K + c])); G];
                         for e in e0..e1 {
                             // θ_c[l] += W_e[c, x_l]: a lookup by permutation in each row.
                             let node = t.cat_idx[e] as usize;
-                            let x = bytes8(&state.cats[node * W + 8 * g..]);
                             let rows = &t.cat_rows[t.cat_row_off[e] as usize..][..K];
-                            for (th, row) in theta.iter_mut().zip(rows) {
-                                let v = _mm256_permutevar8x32_ps(vec8(&row[..8]), x);
-                                *th = _mm256_add_ps(*th, v);
+                            for (h, th) in theta.iter_mut().enumerate() {
+                                let x = bytes8(&state.cats[node * W + 8 * (g0 + h)..]);
+                                for (th, row) in th.iter_mut().zip(rows) {
+                                    let v = _mm256_permutevar8x32_ps(vec8(&row[..8]), x);
+                                    *th = _mm256_add_ps(*th, v);
+                                }
                             }
                         }
-                        let o = (j - nodes.start) * W + 8 * g;
-                        out.cats[o..o + 8].copy_from_slice(&softmax8(&theta, words[j % 4]));
+                        let w: [__m256i; G] = std::array::from_fn(|h| words[g0 + h][j % 4]);
+                        let o = (j - nodes.start) * W + 8 * g0;
+                        let drawn = softmax8(&theta, &w);
+                        for (h, d) in drawn.iter().enumerate() {
+                            out.cats[o + 8 * h..o + 8 * h + 8].copy_from_slice(d);
+                        }
                     }
                 });
             }
@@ -616,6 +637,10 @@ macro_rules! kernels {
 
 kernels!(with_vaes, "avx2,fma,aes,vaes", enc_vaes, enc_last_vaes);
 kernels!(with_aesni, "avx2,fma,aes", enc_aesni, enc_last_aesni);
+
+/// Groups of 8 chains whose softmax draws one categorical kernel call interleaves (a
+/// divisor of 2, the groups of a 16-chain tile).
+const CAT_GROUPS: usize = 2;
 
 /// The low 32 bits of `bits[idx_l]` in each lane, indices clamped into `bits`.
 #[inline]

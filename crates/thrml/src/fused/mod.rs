@@ -24,35 +24,37 @@
 //!
 //! # Randomness and threads
 //!
-//! Every draw uses the Philox word of its (chain, sweep, block, node)
-//! ([`crate::kernels::philox`]), under a key derived from the run's key. Nothing depends
+//! Every draw uses the AES-128 word of its (chain, sweep, block, node)
+//! ([`crate::kernels::aes`]), under a key derived from the run's key. Nothing depends
 //! on the tile width, the SIMD level or the thread count, so results are bit-identical for
 //! any number of threads, any batch size (a chain run alone draws what it draws in a batch)
 //! and any SIMD level. Threads run over tiles when there are at least as many tiles as
 //! threads, and over the nodes of each block otherwise. With a single chain a tile is
-//! vectorised across the nodes of a block instead, 16 at a time (ELL rows of neighbours).
+//! vectorised across the nodes of a block instead (ELL rows of neighbours).
 //!
 //! # Instruction sets
 //!
 //! The portable kernel (`kernel.rs`) is compiled by [`multiversion`] for AVX-512, AVX2,
-//! NEON and baseline targets and picked at run time. On x86-64 CPUs with AVX-512 (F, BW,
-//! VL, DQ), blocks with pairwise terms only (spins, and categoricals of up to 8 categories
-//! over tails of up to 16) run on a kernel written with AVX-512 intrinsics instead
-//! (`avx512.rs`): a neighbour's lane mask is the write mask of its coupling add, the Philox
-//! words and the σ(2γ) decision are computed in `zmm` registers, categorical tables are
-//! looked up with one permutation per row. It performs the portable kernel's IEEE
-//! operations in the same order, so its output is bit-identical, and the tests compare the
-//! two directly.
+//! NEON and baseline targets and picked at run time. On x86-64 CPUs with AVX2, FMA and
+//! AES-NI, blocks with pairwise terms only (spins in any tile, and categoricals of up to 8
+//! categories over tails of up to 8 in tiles of 16 or 64 chains) run on kernels written
+//! with intrinsics instead (`avx2.rs`, in a VAES build and an AES-NI build): each 8-lane
+//! group takes a neighbour's spins with one variable shift and adds its coupling with one
+//! table permutation, the AES words and the decision stay in `ymm` registers, and
+//! categorical tables are looked up with one permutation per row. They perform the
+//! portable kernel's IEEE operations in the same order, so their output is bit-identical,
+//! and the tests compare the two directly. (The AVX-512 kernels of earlier versions were
+//! retired with the move from Philox to AES words; 512-bit versions of these kernels are
+//! future work.)
 //!
 //! # Cost
 //!
-//! Measured with `thrml bench` on the development machine (2-vCPU Xeon, AVX-512; see
-//! `BENCHMARKS.md` for the table and the method): Pegasus(14), 256 chains, 0.5–0.9
-//! flips/ns on one thread and 1.0–1.3 on two; Potts (5 states), 0.13–0.23 and 0.27–0.40.
-//! In the AVX-512 spin kernel about 45 % of the time is the σ(2γ) decision (about 25
-//! vector operations per 16 lanes), 35 % Philox (about 140 per 16 lanes × 4 nodes) and
-//! 20 % the coupling adds (one masked add per 16 lanes per coupling); every flip takes one
-//! Philox word.
+//! Measured with `thrml bench` on the development machine (2-vCPU AMD EPYC, Zen 3, AVX2
+//! and VAES, no AVX-512; see `BENCHMARKS.md` for the table and the method): Pegasus(14),
+//! 256 chains, about 0.5–0.6 flips/ns per thread, against 0.22 for the portable kernel.
+//! A flip costs about 11 vector instructions there: 6.7 for the couplings (3 per 8 lanes
+//! per coupling, 14.3 couplings per spin), 2.4 for the decision (19 per 8 lanes) and 1.8
+//! for the AES word (11 rounds per 2 blocks, counters and the transpose).
 //!
 //! Nothing here allocates during sweeps: tiles, output rows and random-word buffers are
 //! allocated when the run starts.
@@ -65,6 +67,42 @@ mod plan;
 use rayon::prelude::*;
 
 pub(crate) use plan::FusedPlan;
+
+/// The instruction set the fused kernels run on this CPU: `"avx2+vaes"` or
+/// `"avx2+aes-ni"` for the hand-written x86-64 kernels, otherwise the level the portable
+/// kernel was dispatched to (`"avx512"`, `"avx2"`, `"neon"` or `"baseline"`). Printed by
+/// `thrml bench`, so that figures can be compared across machines.
+///
+/// # Example
+///
+/// ```
+/// let isa = thrml::fused::kernel_isa();
+/// assert!(["avx2+vaes", "avx2+aes-ni", "avx512", "avx2", "neon", "baseline"].contains(&isa));
+/// ```
+#[must_use]
+pub fn kernel_isa() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        match avx2::detected() {
+            Some(true) => return "avx2+vaes",
+            Some(false) => return "avx2+aes-ni",
+            None => {}
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "avx512";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return "avx2";
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            return "neon";
+        }
+    }
+    "baseline"
+}
 use plan::{FusedBlock, Head, SlotKind};
 
 use crate::kernels::aes::{BlockUpdate, WordKey};

@@ -4,18 +4,21 @@
 //! exact one, for every input: finite, extreme (`|γ|` up to `f32::MAX`), infinite or NaN.
 //! No function here returns NaN or overflows, and results saturate to exactly 0 and 1.
 //!
-//! Only IEEE `+ − × ÷`, comparisons and bit operations are used, never `mul_add` or
-//! approximate reciprocals, so the results are bit-identical on every target and SIMD
-//! level; every branch is a select, so the loops vectorise.
+//! Only IEEE `+ − × ÷`, fused multiply-adds (`mul_add`), comparisons and bit operations
+//! are used, never approximate reciprocals: all are correctly rounded, so the results are
+//! bit-identical on every target and SIMD level (`mul_add` is one `vfmadd` with FMA, one
+//! `fmadd` on aarch64, and a correctly rounded library call on baseline x86-64, which is
+//! slow but gives the same bits). Every branch is a select, so the loops vectorise.
 //!
 //! # exp
 //!
-//! [`exp2_nonpos`] computes `2ʸ` for `y ≤ 0`: `n = round(y)` with the `1.5 · 2²³` trick (no
-//! `roundps`, so baseline SSE2 vectorises too), `f = y − n ∈ [−½, ½]` exactly, `2ᶠ` from a
-//! degree-5 minimax polynomial evaluated by Estrin's scheme (half the dependency depth of
-//! Horner's), and `2ⁿ` written into the exponent bits. Below `y = −124` the result is
-//! exactly 0, which keeps every intermediate a normal number (no subnormal slow paths) and
-//! gives `−∞` logits probability exactly 0. [`exp_nonpos`]`(x) = exp2_nonpos(x · log₂e)`.
+//! [`exp2_fma`] computes `2ˣ` for `x ∈ [−125, 126]`: `n = round(x)` with the `1.5 · 2²³`
+//! trick (no `roundps`, so baseline SSE2 vectorises too), `f = x − n ∈ [−½, ½]` exactly,
+//! `2ᶠ` from a degree-5 minimax polynomial evaluated by Horner's rule in fused
+//! multiply-adds, and `n` added to the exponent bits. [`exp2_nonpos`] is `2ʸ` for `y ≤ 0`:
+//! [`exp2_fma`] of the clamped `y`, and exactly 0 below `y = −124`, which keeps every
+//! intermediate a normal number (no subnormal slow paths) and gives `−∞` logits
+//! probability exactly 0. [`exp_nonpos`]`(x) = exp2_nonpos(x · log₂e)`.
 //!
 //! Measured (`exp2_and_exp_are_accurate`, 2·10⁶ points): `exp2_nonpos` relative error
 //! ≤ 2.4e-7 (4 ulp); `exp_nonpos` relative error ≤ 1.7e-7 · (1 + |x|), the `|x|` term
@@ -127,19 +130,7 @@ pub(crate) const C5: f32 = 0.001_326_472_7;
 /// `2ʸ` for `y ∈ [EXP2_CUTOFF, 0]`.
 #[inline(always)]
 fn exp2_in_range(y: f32) -> f32 {
-    let shifted = y + ROUNDER;
-    let n = shifted - ROUNDER;
-    // Exact: `n` is the integer nearest `y`.
-    let f = y - n;
-    // Estrin's scheme: half the dependency depth of Horner's.
-    let f2 = f * f;
-    let lo = (1.0 + C1 * f) + f2 * (C2 + C3 * f);
-    let hi = C4 + C5 * f;
-    let p = lo + (f2 * f2) * hi;
-    // The low 9 bits of `shifted`'s pattern hold `n mod 2⁹`; `n + 127 ∈ [3, 127]` is the
-    // biased exponent of `2ⁿ`.
-    let scale = f32::from_bits(shifted.to_bits().wrapping_add(127) << 23);
-    p * scale
+    exp2_fma(y)
 }
 
 /// `2ʸ` for `y ≤ 0`, accurate to 4 ulp; exactly 0 for `y < −124`, for `−∞` and for

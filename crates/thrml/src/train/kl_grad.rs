@@ -633,46 +633,8 @@ pub fn estimate_kl_gradient(
     let key_pos = key.fold_in(0);
     let key_neg = key.fold_in(1);
 
-    let (positive, final_positive) = match &spec.program_positive {
-        Some(program) => {
-            let chains = rows_of(init_positive, "positive initial state")?.unwrap_or(0);
-            if chains == 0 || chains % batch != 0 {
-                return Err(Error::Invalid(format!(
-                    "the positive phase has {chains} chains for a batch of {batch}; it needs a positive multiple of the batch (chains per item × batch)"
-                )));
-            }
-            let mut clamp: Vec<State> = data
-                .iter()
-                .map(|d| tile_chains(d, chains / batch))
-                .collect();
-            clamp.extend(conditioning.iter().cloned());
-            let schedule = &spec.schedule_positive;
-            let (carry, _) = sample_with_observation(
-                key_pos,
-                program,
-                schedule,
-                init_positive,
-                &clamp,
-                spec.stats_positive.init(schedule.n_samples),
-                &spec.stats_positive,
-            )?;
-            (carry.sums, carry.final_state)
-        }
-        None => {
-            let mut states: Vec<State> = data.to_vec();
-            states.extend(conditioning.iter().map(|c| broadcast_rows(c, batch)));
-            crate::block::verify_block_state(
-                &spec.data_spec.blocks,
-                &states,
-                &spec.node_shape_dtypes,
-                Some(-1),
-            )?;
-            let global = block_state_to_global(&states, &spec.data_spec)?;
-            let mut sums = spec.stats_positive.zeros();
-            spec.stats_positive.accumulate(&global, &mut sums)?;
-            (sums, Vec::new())
-        }
-    };
+    let (positive, final_positive) =
+        positive_phase(key_pos, spec, data, conditioning, init_positive, batch)?;
     let schedule = &spec.schedule_negative;
     let (carry, _) = sample_with_observation(
         key_neg,
@@ -697,4 +659,56 @@ pub fn estimate_kl_gradient(
         final_positive,
         final_negative: carry.final_state,
     })
+}
+
+/// Run the positive phase (or, without latent nodes, take the data's own statistics).
+/// Returns the statistic sums and the final states of the positive free blocks.
+pub(crate) fn positive_phase(
+    key_pos: Key,
+    spec: &TrainingSpec,
+    data: &[State],
+    conditioning: &[State],
+    init_positive: &[State],
+    batch: usize,
+) -> Result<(StatisticSums, Vec<State>)> {
+    match &spec.program_positive {
+        Some(program) => {
+            let chains = rows_of(init_positive, "positive initial state")?.unwrap_or(0);
+            if chains == 0 || chains % batch != 0 {
+                return Err(Error::Invalid(format!(
+                    "the positive phase has {chains} chains for a batch of {batch}; it needs a positive multiple of the batch (chains per item × batch)"
+                )));
+            }
+            let mut clamp: Vec<State> = data
+                .iter()
+                .map(|d| tile_chains(d, chains / batch))
+                .collect();
+            clamp.extend(conditioning.iter().cloned());
+            let schedule = &spec.schedule_positive;
+            let (carry, _) = sample_with_observation(
+                key_pos,
+                program,
+                schedule,
+                init_positive,
+                &clamp,
+                spec.stats_positive.init(schedule.n_samples),
+                &spec.stats_positive,
+            )?;
+            Ok((carry.sums, carry.final_state))
+        }
+        None => {
+            let mut states: Vec<State> = data.to_vec();
+            states.extend(conditioning.iter().map(|c| broadcast_rows(c, batch)));
+            crate::block::verify_block_state(
+                &spec.data_spec.blocks,
+                &states,
+                &spec.node_shape_dtypes,
+                Some(-1),
+            )?;
+            let global = block_state_to_global(&states, &spec.data_spec)?;
+            let mut sums = spec.stats_positive.zeros();
+            spec.stats_positive.accumulate(&global, &mut sums)?;
+            Ok((sums, Vec::new()))
+        }
+    }
 }

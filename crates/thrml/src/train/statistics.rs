@@ -15,6 +15,7 @@
 //! gradient need.
 
 use ndarray::{ArrayD, IxDyn};
+use rayon::prelude::*;
 
 use crate::block::{BlockSpec, from_global_state};
 use crate::error::{Error, Result};
@@ -22,6 +23,11 @@ use crate::models::discrete::DiscreteEBMFactor;
 use crate::observer::AbstractObserver;
 use crate::program::BlockSamplingProgram;
 use crate::state::State;
+
+/// Factor instances per parallel work item.
+const CHUNK_INSTANCES: usize = 2048;
+/// Smallest accumulation (chains × instances) split over threads.
+const PARALLEL_MIN_WORK: usize = 1 << 16;
 
 /// Where the nodes of one factor group live in the global state.
 #[derive(Clone, Debug)]
@@ -284,25 +290,65 @@ impl FactorStatistics {
                 }
             }
             let out = sum.as_slice_mut().expect("sums are standard layout");
-            for c in 0..n_chains {
-                for b in 0..plan.batch {
-                    let mut negative = false;
-                    for &(values, size, positions) in &spins {
-                        negative ^= !values[c * size + positions[b]];
-                    }
-                    let mut idx = b * plan.row_stride;
-                    for &(values, size, axis) in &cats {
-                        let v = usize::from(values[c * size + axis.location.positions[b]]);
-                        if v >= axis.n_categories {
-                            return Err(Error::ValueOutOfRange(format!(
-                                "a categorical node has state {v} in chain {c}, but its factor's axis has {} categories",
-                                axis.n_categories
-                            )));
+            // Instance `b` only writes entries `b · row_stride ..`, so ranges of instances
+            // are independent; each cell still adds its chains in order, so the sums do not
+            // depend on how the ranges are split over threads.
+            let chunk = CHUNK_INSTANCES.min(plan.batch.max(1));
+            let work = |(i, out): (usize, &mut [f64])| -> Result<()> {
+                let b0 = i * chunk;
+                let b1 = (b0 + chunk).min(plan.batch);
+                let local = |b: usize| b * plan.row_stride - b0 * plan.row_stride;
+                match (spins.as_slice(), cats.as_slice()) {
+                    ([(a, sa, pa)], []) => {
+                        for c in 0..n_chains {
+                            let a = &a[c * sa..(c + 1) * sa];
+                            for b in b0..b1 {
+                                out[local(b)] += if a[pa[b]] { 1.0 } else { -1.0 };
+                            }
                         }
-                        idx += v * axis.stride;
                     }
-                    out[idx] += if negative { -1.0 } else { 1.0 };
+                    ([(a, sa, pa), (x, sx, px)], []) => {
+                        for c in 0..n_chains {
+                            let a = &a[c * sa..(c + 1) * sa];
+                            let x = &x[c * sx..(c + 1) * sx];
+                            for b in b0..b1 {
+                                out[local(b)] += if a[pa[b]] == x[px[b]] { 1.0 } else { -1.0 };
+                            }
+                        }
+                    }
+                    _ => {
+                        for c in 0..n_chains {
+                            for b in b0..b1 {
+                                let mut negative = false;
+                                for &(values, size, positions) in &spins {
+                                    negative ^= !values[c * size + positions[b]];
+                                }
+                                let mut idx = local(b);
+                                for &(values, size, axis) in &cats {
+                                    let v =
+                                        usize::from(values[c * size + axis.location.positions[b]]);
+                                    if v >= axis.n_categories {
+                                        return Err(Error::ValueOutOfRange(format!(
+                                            "a categorical node has state {v} in chain {c}, but its factor's axis has {} categories",
+                                            axis.n_categories
+                                        )));
+                                    }
+                                    idx += v * axis.stride;
+                                }
+                                out[idx] += if negative { -1.0 } else { 1.0 };
+                            }
+                        }
+                    }
                 }
+                Ok(())
+            };
+            let width = chunk * plan.row_stride;
+            if n_chains * plan.batch >= PARALLEL_MIN_WORK && plan.batch > chunk {
+                out.par_chunks_mut(width).enumerate().try_for_each(work)?;
+            } else {
+                out.chunks_mut(width.max(1))
+                    .enumerate()
+                    .try_for_each(work)?;
             }
         }
         sums.count += n_chains;

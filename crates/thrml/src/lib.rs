@@ -93,6 +93,7 @@ pub mod rng;
 pub mod run;
 pub mod sampler;
 pub mod state;
+pub mod train;
 
 /// The README's library example, compiled and run as a doctest.
 #[doc = include_str!("../../../README.md")]

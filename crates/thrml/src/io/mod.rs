@@ -8,6 +8,8 @@
 //!   evaluates energies and enumerates its exact distribution.
 //! * [`samples`] holds sample output ([`Samples`]) and writes and reads `samples.npz` and
 //!   `nodes.json`.
+//! * [`parameters`] turns a model's factors into trainable weight tensors and writes trained
+//!   weights back into a model file ([`ModelParameters`]).
 //! * [`npz`] reads and writes `.npy` / `.npz` files of [`Tensor`](crate::Tensor)s with
 //!   errors that name the file and array, and writes files atomically.
 //!
@@ -18,6 +20,7 @@ pub(crate) mod json;
 pub mod model;
 pub mod model_file;
 pub mod npz;
+pub mod parameters;
 pub mod samples;
 
 pub use model::{MAX_SAMPLE_VALUES, Model, ModelKind};
@@ -26,4 +29,5 @@ pub use model_file::{
     KindSpec, MAX_CATEGORIES, MODEL_FORMAT, ModelFile, SpinFactorSpec, SuperBlockSpec, TensorSpec,
 };
 pub use npz::{describe_descriptor, read_npy, read_npz, write_atomic, write_npy, write_npz};
+pub use parameters::ModelParameters;
 pub use samples::{KindSamples, NODES_FILE, SAMPLES_FILE, Samples};

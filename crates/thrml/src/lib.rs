@@ -33,6 +33,7 @@
 //! | `SamplingSchedule`, `sample_single_block`, `sample_blocks`, `sample_with_observation`, `sample_states` | same names | [`run`] |
 //! | `AbstractObserver`, `StateObserver`, `MomentAccumulatorObserver` | same names | [`observer`] |
 //! | `IsingEBM`, `IsingSamplingProgram`, `IsingTrainingSpec`, `hinton_init`, `estimate_moments`, `estimate_kl_grad` | same names | [`models::ising`] |
+//! | KL-gradient training of any discrete EBM, optimizers, training loop (beyond THRML) | [`train::TrainingSpec`], [`train::estimate_kl_gradient`], [`train::Trainer`], [`train::Optimizer`] | [`train`] |
 //! | JAX `Key`, `vmap` over chains | [`Key`] (splittable), one [`ChainRng`] stream per chain; every state has a chain axis | [`rng`], [`run`] |
 //! | XLA's compiled, vectorised sweep | built-in discrete blocks compiled to SIMD kernels across chains, threads via [`with_threads`]; [`BlockSamplingProgram::fused_blocks`], [`BlockSamplingProgram::set_fused_kernels`] | [`fused`], [`kernels`] |
 //!

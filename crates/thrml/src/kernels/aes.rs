@@ -238,9 +238,9 @@ pub fn site_word(key: &WordKey, update: BlockUpdate, chain: u32, node: u64) -> u
 /// The random words of nodes `nodes` and chains `chains` at `update`, chain-minor:
 /// `out[(j − nodes.start) · chains.len() + (c − chains.start)] == site_word(key, update, c, j)`.
 ///
-/// Encrypts the blocks of the rectangle [`FILL_BLOCKS`] at a time, node quad by node quad
-/// and chain by chain within a quad; every word is used unless `nodes` starts or ends
-/// inside a quad.
+/// Encrypts the blocks of the rectangle [`FILL_BLOCKS`] at a time: across consecutive
+/// chains of one node quad when there are many chains, otherwise across the node quads of
+/// one chain. Every word is used unless `nodes` starts or ends inside a quad.
 ///
 /// # Panics
 /// If `out.len() != nodes.len() · chains.len()`, or `nodes.end > 2³⁴`.
@@ -259,33 +259,53 @@ pub fn fill_words(
         return;
     }
     let [h0, h1] = update.counter_hi();
-    let (q0, q1) = (nodes.start >> 2, nodes.end.div_ceil(4));
-    // Blocks in (quad, chain) order, `FILL_BLOCKS` per batch.
-    let total = (q1 - q0) as usize * n_chains;
     let mut blocks = [aes::Block::default(); FILL_BLOCKS];
-    let mut first = 0;
-    while first < total {
-        let batch = (total - first).min(FILL_BLOCKS);
-        let site = |i: usize| {
-            let q = q0 + ((first + i) / n_chains) as u64;
-            let c = (first + i) % n_chains;
-            (q, c)
-        };
-        for (i, block) in blocks[..batch].iter_mut().enumerate() {
-            let (q, c) = site(i);
-            *block = counter_block([chains.start.wrapping_add(c as u32), q as u32, h0, h1]);
-        }
-        key.cipher.encrypt_blocks(&mut blocks[..batch]);
-        for (i, block) in blocks[..batch].iter().enumerate() {
-            let (q, c) = site(i);
-            for (w, word) in block_words(block).into_iter().enumerate() {
-                let node = 4 * q + w as u64;
-                if nodes.contains(&node) {
-                    out[(node - nodes.start) as usize * n_chains + c] = word;
+    // Row of `out` that word `w` of quad `q` goes to, if it lies inside `nodes`.
+    let row = |q: u64, w: usize| {
+        let node = 4 * q + w as u64;
+        nodes
+            .contains(&node)
+            .then(|| (node - nodes.start) as usize * n_chains)
+    };
+    if n_chains >= FILL_BLOCKS / 2 {
+        // Across chains: one quad, up to `FILL_BLOCKS` consecutive chains per batch.
+        for q in nodes.start >> 2..nodes.end.div_ceil(4) {
+            for c0 in (0..n_chains).step_by(FILL_BLOCKS) {
+                let batch = (n_chains - c0).min(FILL_BLOCKS);
+                for (i, block) in blocks[..batch].iter_mut().enumerate() {
+                    let chain = chains.start.wrapping_add((c0 + i) as u32);
+                    *block = counter_block([chain, q as u32, h0, h1]);
+                }
+                key.cipher.encrypt_blocks(&mut blocks[..batch]);
+                for (i, block) in blocks[..batch].iter().enumerate() {
+                    for (w, word) in block_words(block).into_iter().enumerate() {
+                        if let Some(r) = row(q, w) {
+                            out[r + c0 + i] = word;
+                        }
+                    }
                 }
             }
         }
-        first += batch;
+    } else {
+        // Across node quads of one chain at a time.
+        let (q0, q1) = (nodes.start >> 2, nodes.end.div_ceil(4));
+        for c in 0..n_chains {
+            let chain = chains.start.wrapping_add(c as u32);
+            for first in (q0..q1).step_by(FILL_BLOCKS) {
+                let batch = ((q1 - first) as usize).min(FILL_BLOCKS);
+                for (i, block) in blocks[..batch].iter_mut().enumerate() {
+                    *block = counter_block([chain, (first + i as u64) as u32, h0, h1]);
+                }
+                key.cipher.encrypt_blocks(&mut blocks[..batch]);
+                for (i, block) in blocks[..batch].iter().enumerate() {
+                    for (w, word) in block_words(block).into_iter().enumerate() {
+                        if let Some(r) = row(first + i as u64, w) {
+                            out[r + c] = word;
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -29,8 +29,8 @@
 //! [`sigmoid2`]`(γ) = σ(2γ) = 1 / (1 + e^{−2γ})` is evaluated as `t = 2^{−2 log₂e · |γ|}
 //! ∈ [0, 1]`, `s = 1 / (1 + t)`, and `s` for `γ ≥ 0` or `t · s` for `γ < 0`, so neither side
 //! cancels. The relative error of `t` costs at most `t / (1 + t)² ≤ ¼` of itself in
-//! absolute terms. It is exactly `1.0` for `γ ≥ 8.317766` and exactly `0.0` for
-//! `γ ≤ −42.97513` (so for `±∞`, `±f32::MAX`, `±1e4`). A NaN field is treated as `γ = 0`:
+//! absolute terms. It saturates to exactly `1.0` from `γ ≈ 8.32` up and to exactly `0.0` from
+//! `γ ≈ −42.98` down (so for `±∞`, `±f32::MAX`, `±1e4`). A NaN field is treated as `γ = 0`:
 //! `sigmoid2(NaN) = 0.5`, a fair coin; fields come from weights validated finite upstream,
 //! and this keeps NaN out of every output.
 //!
@@ -84,10 +84,10 @@
 //!
 //! # Cost
 //!
-//! Measured on one core of the development machine (Intel Xeon, Emerald Rapids, 3.1 GHz,
-//! a 2-vCPU VM shared with other builds: best of 400 samples, so upper bounds), ns per
-//! item; `cargo bench -p thrml --bench kernels` reproduces them. LLVM keeps to 256-bit
-//! vectors on this CPU even with `-C target-cpu=native`.
+//! The table below was measured on the Intel Xeon of earlier sessions (Emerald Rapids,
+//! 3.1 GHz, best of 400 samples), before `exp2` moved to fused multiply-adds; it is kept
+//! as the reference for the portable forms until it is re-measured (`cargo bench -p thrml
+//! --bench kernels`). ns per item:
 //!
 //! | function | baseline x86-64 (SSE2) | `x86-64-v3` (AVX2) | `native` (AVX-512VL) |
 //! |---|---|---|---|
@@ -97,10 +97,9 @@
 //! | [`sample_softmax`], K = 5, per draw (scalar reference) | 65 | 52 | 53–64 |
 //! | `f64` `1 / (1 + exp(−2γ))`, per sigmoid (for comparison) | 7.0 | 5.0 | 7.3 |
 //!
-//! A sigmoid is about 31 vector instructions per 8 lanes, bound by the two FP ports; 512-bit
-//! vectors (runtime dispatch with `#[target_feature]`) should halve it, and `mul_add` would
-//! save a further ~25 % at the price of results that differ between FMA and non-FMA
-//! targets.
+//! With fused multiply-adds a spin decision is 17 vector instructions per 8 lanes (the
+//! AVX2 kernel's `spin_up8`), against about 25 before. Baseline x86-64 has no FMA
+//! instruction, so there every `mul_add` is a library call: correct, and much slower.
 
 use super::aes::u01_f64;
 

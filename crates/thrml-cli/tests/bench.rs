@@ -52,6 +52,7 @@ fn tiny_chimera_run_prints_json_with_positive_rates() {
     let simd = doc["simd"].as_str().unwrap();
     assert!(
         [
+            "avx512+vaes",
             "avx2+vaes",
             "avx2+aes-ni",
             "avx512",

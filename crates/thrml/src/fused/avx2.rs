@@ -177,6 +177,13 @@ fn key_step(k: __m128i, assist: __m128i) -> __m128i {
 #[inline]
 #[target_feature(enable = "avx2,aes")]
 fn round_keys(key: [u8; 16]) -> [__m256i; 11] {
+    round_keys128(key).map(|k| _mm256_broadcastsi128_si256(k))
+}
+
+/// The 11 AES-128 round keys of `key` (FIPS-197 key expansion).
+#[inline]
+#[target_feature(enable = "avx2,aes")]
+pub(super) fn round_keys128(key: [u8; 16]) -> [__m128i; 11] {
     let lo = u64::from_le_bytes(key[..8].try_into().expect("8 bytes"));
     let hi = u64::from_le_bytes(key[8..].try_into().expect("8 bytes"));
     let mut rk = [_mm_set_epi64x(hi as i64, lo as i64); 11];
@@ -195,7 +202,7 @@ fn round_keys(key: [u8; 16]) -> [__m256i; 11] {
     step!(8, 0x80);
     step!(9, 0x1b);
     step!(10, 0x36);
-    rk.map(|k| _mm256_broadcastsi128_si256(k))
+    rk
 }
 
 /// Eight lanes of `x`.
@@ -657,7 +664,7 @@ fn gather_low_words(idx: __m256i, bits: &[u64]) -> __m256i {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::arch::x86_64::{__m256i, _mm256_castps_si256, _mm256_cmpeq_epi32, _mm256_movemask_ps};
 
     use super::{
@@ -854,7 +861,12 @@ mod tests {
     /// A random block of `len` positions over `n_tails` tail nodes: spins (`k = None`) or
     /// categoricals of `k` categories whose tails have 2–8 categories; some zero weights,
     /// and for categoricals a position with every logit `−∞` and no tails.
-    fn random_block(seed: u64, len: usize, n_tails: usize, k: Option<usize>) -> FusedBlock {
+    pub(crate) fn random_block(
+        seed: u64,
+        len: usize,
+        n_tails: usize,
+        k: Option<usize>,
+    ) -> FusedBlock {
         let mut rng = Key::new(seed).chain_rngs(1).remove(0);
         let mut uniform = |scale: f32| (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * scale;
         let mut t = Terms {

@@ -43,9 +43,11 @@
 //! table permutation, the AES words and the decision stay in `ymm` registers, and
 //! categorical tables are looked up with one permutation per row. They perform the
 //! portable kernel's IEEE operations in the same order, so their output is bit-identical,
-//! and the tests compare the two directly. (The AVX-512 kernels of earlier versions were
-//! retired with the move from Philox to AES words; 512-bit versions of these kernels are
-//! future work.)
+//! and the tests compare the two directly. On CPUs with AVX-512 (F, BW, VL, DQ) and VAES,
+//! pairwise spin blocks in tiles of 16 or 64 chains run on a 512-bit kernel
+//! (`avx512.rs`): a neighbour's 16 spins are a mask register and each coupling is one
+//! masked add, and the decision lands straight in a mask. Categorical blocks and
+//! one-chain tiles keep the AVX2 kernels there.
 //!
 //! # Cost
 //!
@@ -61,6 +63,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod kernel;
 mod plan;
 
@@ -68,8 +72,9 @@ use rayon::prelude::*;
 
 pub(crate) use plan::FusedPlan;
 
-/// The instruction set the fused kernels run on this CPU: `"avx2+vaes"` or
-/// `"avx2+aes-ni"` for the hand-written x86-64 kernels, otherwise the level the portable
+/// The instruction set the fused kernels run on this CPU: `"avx512+vaes"` (the
+/// pairwise spin kernel in AVX-512, the rest in AVX2), `"avx2+vaes"` or `"avx2+aes-ni"`
+/// for the hand-written x86-64 kernels, otherwise the level the portable
 /// kernel was dispatched to (`"avx512"`, `"avx2"`, `"neon"` or `"baseline"`). Printed by
 /// `thrml bench`, so that figures can be compared across machines.
 ///
@@ -77,13 +82,14 @@ pub(crate) use plan::FusedPlan;
 ///
 /// ```
 /// let isa = thrml::fused::kernel_isa();
-/// assert!(["avx2+vaes", "avx2+aes-ni", "avx512", "avx2", "neon", "baseline"].contains(&isa));
+/// assert!(["avx512+vaes", "avx2+vaes", "avx2+aes-ni", "avx512", "avx2", "neon", "baseline"].contains(&isa));
 /// ```
 #[must_use]
 pub fn kernel_isa() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {
         match avx2::detected() {
+            Some(true) if avx512::detected() => return "avx512+vaes",
             Some(true) => return "avx2+vaes",
             Some(false) => return "avx2+aes-ni",
             None => {}

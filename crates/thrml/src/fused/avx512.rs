@@ -1,0 +1,444 @@
+//! The pairwise spin kernel written out in AVX-512 and VAES instructions (x86-64).
+//!
+//! With AVX-512 a neighbour's spins need no extraction at all: the 16 bits of 16 chains
+//! are a mask register, and the coupling is one masked add of the broadcast weight. Per 16
+//! chains (one `zmm` register):
+//!
+//! ```text
+//! coupling j → i:   γ{bits_j} += 2J                                  1 instruction
+//! random words:     AES-128 of 16 counters (VAES: 4 blocks per instruction), transposed
+//!                   4 × 4 in each 128-bit lane, so that word w of chain c lands in lane c
+//! decision:         fma(k, 2ˣ, k) < 2²⁴, x = −2 log₂e · γ, straight into a mask
+//! ```
+//!
+//! The masked add computes `γ + 2J` where the bit is set and keeps `γ` where it is not;
+//! the portable kernel adds `2J` or `+0`. The two agree bit for bit except that `−0 + 0`
+//! is `+0`, and a field of either zero gives the same decision (`2^{±0} = 1` exactly in
+//! `exp2_fma`), so the output masks are the portable kernel's.
+//! `the_avx512_kernel_matches_the_portable_one` checks it, and the unit tests check the
+//! AES words and the decisions against their scalar definitions.
+//!
+//! Categorical blocks and one-chain tiles keep the AVX2 kernels, which AVX-512 CPUs also
+//! run.
+
+use std::arch::x86_64::*;
+
+use super::avx2::{Job, round_keys128};
+use super::plan::{FusedBlock, Head};
+use crate::kernels::math::{
+    C1, C2, C3, C4, C5, ROUNDER, SPIN_EXP_MAX, SPIN_EXP_MIN, SPIN_EXP_SCALE,
+};
+
+/// Whether this CPU runs the kernel: AVX-512 F/BW/VL/DQ, VAES and the AVX2 build's features,
+/// detected once and cached by the standard library.
+pub(super) fn detected() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+        && std::arch::is_x86_feature_detected!("vaes")
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("aes")
+}
+
+/// Whether block `fb` in tiles of `W` chains runs here: spin blocks with pairwise terms
+/// only, in tiles of 16 or 64 chains.
+pub(super) fn supports<const W: usize>(fb: &FusedBlock) -> bool {
+    fb.terms.general.is_empty() && fb.head == Head::Spin && (W == 16 || W == 64)
+}
+
+/// Run `job` for block `fb` on this kernel if the block is [`supports`]ed and the CPU
+/// has the features; `false` (nothing written) otherwise.
+pub(super) fn try_update<const W: usize>(fb: &FusedBlock, job: Job<'_>) -> bool {
+    if !supports::<W>(fb) || !detected() {
+        return false;
+    }
+    run(spin_nodes::<W>, job);
+    true
+}
+
+/// Call [`spin_nodes`], which [`detected`] said this CPU can run.
+#[allow(unsafe_code)]
+fn run<A>(f: unsafe fn(A), args: A) {
+    // SAFETY: `f` is a safe function apart from its `#[target_feature]`s, and the CPU has
+    // them (checked by the caller with `detected`).
+    unsafe { f(args) }
+}
+
+/// Sixteen lanes of `x`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn splat(x: f32) -> __m512 {
+    _mm512_set1_ps(x)
+}
+
+/// The portable `exp2_fma` in 16 lanes (`x ∈ [SPIN_EXP_MIN, SPIN_EXP_MAX]`), operation
+/// for operation.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn exp2_fma16(x: __m512) -> __m512 {
+    let shifted = _mm512_add_ps(x, splat(ROUNDER));
+    let n = _mm512_sub_ps(shifted, splat(ROUNDER));
+    let f = _mm512_sub_ps(x, n);
+    let mut p = _mm512_fmadd_ps(splat(C5), f, splat(C4));
+    p = _mm512_fmadd_ps(p, f, splat(C3));
+    p = _mm512_fmadd_ps(p, f, splat(C2));
+    p = _mm512_fmadd_ps(p, f, splat(C1));
+    p = _mm512_fmadd_ps(p, f, splat(1.0));
+    let scale = _mm512_slli_epi32::<23>(_mm512_castps_si512(shifted));
+    _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(p), scale))
+}
+
+/// `spin_up(γ_l, w_l)` in 16 lanes, as bit `l` of the result: the portable decision,
+/// operation for operation.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn spin_up16(gamma: __m512, words: __m512i) -> u16 {
+    let x = _mm512_mul_ps(gamma, splat(SPIN_EXP_SCALE));
+    // `x > MIN ? x : MIN`, then `x < MAX ? x : MAX` (NaN → MIN): `vmaxps` and `vminps`
+    // return their second operand when either is NaN, as the portable selects do.
+    let x = _mm512_min_ps(_mm512_max_ps(x, splat(SPIN_EXP_MIN)), splat(SPIN_EXP_MAX));
+    let t = exp2_fma16(x);
+    let k = _mm512_cvtepi32_ps(_mm512_srli_epi32::<8>(words));
+    _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_fmadd_ps(k, t, k), splat(16_777_216.0))
+}
+
+/// The 11 AES-128 round keys of `key`, each in the four 128-bit lanes of a `zmm`.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,aes")]
+fn round_keys(key: [u8; 16]) -> [__m512i; 11] {
+    round_keys128(key).map(|k| _mm512_broadcast_i32x4(k))
+}
+
+/// AES-128 of the four `zmm` registers of four counter blocks each.
+#[inline]
+#[target_feature(enable = "avx512f,vaes")]
+fn encrypt4(rk: &[__m512i; 11], x: [__m512i; 4]) -> [__m512i; 4] {
+    let mut x = x.map(|b| _mm512_xor_si512(b, rk[0]));
+    for k in &rk[1..10] {
+        x = x.map(|b| _mm512_aesenc_epi128(b, *k));
+    }
+    x.map(|b| _mm512_aesenclast_epi128(b, rk[10]))
+}
+
+/// The words of node quad `quad` for chains `c0 .. c0 + 16`: lane `l` of `result[w]` is
+/// the word of node `4 · quad + w` in chain `c0 + l`.
+#[inline]
+#[target_feature(enable = "avx512f,vaes")]
+fn chain_words(rk: &[__m512i; 11], c0: u32, quad: u32, hi: [u32; 2]) -> [__m512i; 4] {
+    let [h0, h1] = hi.map(|h| h as i32);
+    let q = quad as i32;
+    let c = |d: u32| c0.wrapping_add(d) as i32;
+    // Register i holds the blocks of chains c0 + i, c0 + 4 + i, c0 + 8 + i, c0 + 12 + i.
+    let base = _mm512_setr_epi32(
+        c(0),
+        q,
+        h0,
+        h1,
+        c(4),
+        q,
+        h0,
+        h1,
+        c(8),
+        q,
+        h0,
+        h1,
+        c(12),
+        q,
+        h0,
+        h1,
+    );
+    let x = std::array::from_fn(|i| {
+        let i = i as i32;
+        _mm512_add_epi32(
+            base,
+            _mm512_setr_epi32(i, 0, 0, 0, i, 0, 0, 0, i, 0, 0, 0, i, 0, 0, 0),
+        )
+    });
+    let [x0, x1, x2, x3] = encrypt4(rk, x);
+    // A 4 × 4 transpose in each 128-bit lane: word w of the four chains.
+    let t0 = _mm512_unpacklo_epi32(x0, x1);
+    let t1 = _mm512_unpacklo_epi32(x2, x3);
+    let t2 = _mm512_unpackhi_epi32(x0, x1);
+    let t3 = _mm512_unpackhi_epi32(x2, x3);
+    [
+        _mm512_unpacklo_epi64(t0, t1),
+        _mm512_unpackhi_epi64(t0, t1),
+        _mm512_unpacklo_epi64(t2, t3),
+        _mm512_unpackhi_epi64(t2, t3),
+    ]
+}
+
+/// `acc[g] += 2J` in the lanes of group `g` whose chains have tail `tail` up: the first
+/// `groups` 16-bit quarters of the tail's mask are the lane masks.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn add_coupling<const G: usize>(
+    acc: &mut [__m512; G],
+    quarters: &[u16],
+    tail: u32,
+    w2: f32,
+    groups: usize,
+) {
+    let q = &quarters[4 * tail as usize..][..G];
+    let w2 = splat(w2);
+    for (a, &m) in acc.iter_mut().zip(q).take(groups) {
+        *a = _mm512_mask_add_ps(*a, m, *a, w2);
+    }
+}
+
+/// New lane masks of positions `nodes` of a spin block with pairwise terms only:
+/// `out.bits[j − nodes.start]` is the mask of position `j`, exactly as the portable kernel
+/// computes it.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,vaes,avx2,fma,aes")]
+fn spin_nodes<const W: usize>(job: Job<'_>) {
+    assert!(W == 16 || W == 64, "tiles of 16 or 64 chains");
+    const MAX_GROUPS: usize = 4;
+    let groups = W / 16;
+    let Job {
+        terms: t,
+        draw,
+        nodes,
+        state,
+        out,
+    } = job;
+    let rk = round_keys(draw.key.bytes());
+    let hi = draw.update.counter_hi();
+    // The masks as 16-bit quarters (little-endian: chains c0 .. c0 + 16 first), each one
+    // a mask register.
+    let quarters: &[u16] = bytemuck::cast_slice(state.bits);
+    let mut j = nodes.start;
+    while j < nodes.end {
+        let mut words = [[_mm512_setzero_si512(); 4]; MAX_GROUPS];
+        for (g, w) in words.iter_mut().enumerate().take(groups) {
+            let c0 = draw.chain0.wrapping_add(16 * g as u32);
+            *w = chain_words(&rk, c0, (j / 4) as u32, hi);
+        }
+        let quad_end = (j / 4 * 4 + 4).min(nodes.end);
+        for jj in j..quad_end {
+            let e = t.spin_off[jj] as usize..t.spin_off[jj + 1] as usize;
+            let mut acc = [splat(t.bias[jj]); MAX_GROUPS];
+            for (&i, &w2) in t.spin_idx[e.clone()].iter().zip(&t.spin_w2[e]) {
+                add_coupling(&mut acc, quarters, i, w2, groups);
+            }
+            let mut mask = 0u64;
+            for g in 0..groups {
+                mask |= u64::from(spin_up16(acc[g], words[g][jj % 4])) << (16 * g);
+            }
+            out.bits[jj - nodes.start] = mask;
+        }
+        j = quad_end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::arch::x86_64::*;
+
+    use super::{chain_words, detected, round_keys, spin_up16, try_update};
+    use crate::fused::avx2::Job;
+    use crate::fused::avx2::tests::random_block;
+    use crate::fused::kernel::{Draw, Out, Scratch, TileState, update_nodes_portable};
+    use crate::kernels::aes::{BlockUpdate, WordKey, site_word};
+    use crate::kernels::math::spin_up;
+    use crate::rng::Key;
+    use rand::rand_core::Rng;
+
+    /// The 16 lanes of a vector of `u32`.
+    #[target_feature(enable = "avx512f")]
+    fn lanes(x: __m512i) -> [u32; 16] {
+        let quarter = |q: __m128i| {
+            [
+                _mm_extract_epi32::<0>(q) as u32,
+                _mm_extract_epi32::<1>(q) as u32,
+                _mm_extract_epi32::<2>(q) as u32,
+                _mm_extract_epi32::<3>(q) as u32,
+            ]
+        };
+        let q = [
+            quarter(_mm512_extracti32x4_epi32::<0>(x)),
+            quarter(_mm512_extracti32x4_epi32::<1>(x)),
+            quarter(_mm512_extracti32x4_epi32::<2>(x)),
+            quarter(_mm512_extracti32x4_epi32::<3>(x)),
+        ];
+        std::array::from_fn(|l| q[l / 4][l % 4])
+    }
+
+    /// `chain_words` against `site_word`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,vaes,avx2,fma,aes")]
+    fn words_agree((key, at, chain0, quad): (WordKey, BlockUpdate, u32, u32)) -> bool {
+        let rk = round_keys(key.bytes());
+        let got = chain_words(&rk, chain0, quad, at.counter_hi());
+        (0..4).all(|w| {
+            let expect: [u32; 16] = std::array::from_fn(|l| {
+                site_word(
+                    &key,
+                    at,
+                    chain0.wrapping_add(l as u32),
+                    4 * u64::from(quad) + w as u64,
+                )
+            });
+            lanes(got[w]) == expect
+        })
+    }
+
+    /// `spin_up16` as bits, against the scalar decisions.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,vaes,avx2,fma,aes")]
+    fn decisions((gamma, words): ([f32; 16], [u32; 16])) -> (u16, u16) {
+        let [
+            g0,
+            g1,
+            g2,
+            g3,
+            g4,
+            g5,
+            g6,
+            g7,
+            g8,
+            g9,
+            g10,
+            g11,
+            g12,
+            g13,
+            g14,
+            g15,
+        ] = gamma;
+        let g = _mm512_setr_ps(
+            g0, g1, g2, g3, g4, g5, g6, g7, g8, g9, g10, g11, g12, g13, g14, g15,
+        );
+        let w = words.map(|w| w as i32);
+        let w = _mm512_setr_epi32(
+            w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8], w[9], w[10], w[11], w[12], w[13],
+            w[14], w[15],
+        );
+        let got = spin_up16(g, w);
+        let expect = (0..16).fold(0u16, |m, l| m | u16::from(spin_up(gamma[l], words[l])) << l);
+        (got, expect)
+    }
+
+    /// `f(args)` if this CPU runs the kernel, else `None`.
+    #[allow(unsafe_code)]
+    fn if_avx512<A, R>(f: unsafe fn(A) -> R, args: A) -> Option<R> {
+        // SAFETY: only this module's functions, whose features `detected` checks.
+        detected().then(|| unsafe { f(args) })
+    }
+
+    #[test]
+    fn aes_words_match_the_scalar_definition() {
+        for (seed, sweep, block, chain0, quad) in [
+            (0u64, 0u64, 0u32, 0u32, 0u32),
+            (11, 0x1_2345_6789, 7, 48, 3),
+            (12, (1 << 48) - 1, (1 << 16) - 1, u32::MAX - 5, u32::MAX - 1),
+        ] {
+            let args = (
+                WordKey::from_seed(seed),
+                BlockUpdate::new(sweep, block),
+                chain0,
+                quad,
+            );
+            if let Some(ok) = if_avx512(words_agree, args) {
+                assert!(ok, "seed {seed}, sweep {sweep}, block {block}");
+            }
+        }
+    }
+
+    #[test]
+    fn spin_decisions_match_the_scalar_ones() {
+        let special = [
+            0.0f32,
+            -0.0,
+            1e-40,
+            -1e-40,
+            43.3,
+            -43.7,
+            1e4,
+            -1e4,
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            0.5,
+            -0.5,
+            8.3,
+        ];
+        let mut rng = Key::new(7).chain_rngs(1).remove(0);
+        for round in 0..4_000 {
+            let gamma: [f32; 16] = if round < 16 {
+                std::array::from_fn(|l| special[(l + round) % 16])
+            } else {
+                std::array::from_fn(|l| {
+                    let scale = [0.01f32, 1.0, 10.0, 60.0][(round + l) % 4];
+                    (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * 2.0 * scale
+                })
+            };
+            let words: [u32; 16] = std::array::from_fn(|_| rng.next_u32());
+            if let Some((got, expect)) = if_avx512(decisions, (gamma, words)) {
+                assert_eq!(got, expect, "fields {gamma:?}");
+            }
+        }
+    }
+
+    fn kernel_agrees<const W: usize>(seed: u64) {
+        let n_tails = 50;
+        let fb = random_block(seed, 37, n_tails, None);
+        let mut rng = Key::new(seed).chain_rngs(1).remove(0);
+        let bits: Vec<u64> = (0..n_tails)
+            .map(|_| rng.next_u64() & (u64::MAX >> (64 - W)))
+            .collect();
+        let state = TileState {
+            bits: &bits,
+            cats: &[],
+        };
+        let key = WordKey::from_seed(seed);
+        for (chain0, nodes) in [(0, 0..fb.len), (48, 3..fb.len - 2), (1000, 5..6)] {
+            let draw = Draw {
+                key: &key,
+                update: BlockUpdate::new(9, 3),
+                chain0,
+            };
+            let n = nodes.len();
+            let (mut a, mut b) = (vec![0u64; n], vec![0u64; n]);
+            let mut scratch = Scratch::new(W, 8);
+            update_nodes_portable::<W>(
+                &fb,
+                draw,
+                nodes.clone(),
+                state,
+                Out {
+                    bits: &mut a,
+                    cats: &mut [],
+                },
+                &mut scratch,
+            );
+            let job = Job {
+                terms: &fb.terms,
+                draw,
+                nodes: nodes.clone(),
+                state,
+                out: Out {
+                    bits: &mut b,
+                    cats: &mut [],
+                },
+            };
+            if !try_update::<W>(&fb, job) {
+                assert!(!detected());
+                return;
+            }
+            assert_eq!(a, b, "W = {W}, nodes {nodes:?}");
+            if n > 10 {
+                let full = u64::MAX >> (64 - W);
+                assert!(a.iter().any(|&m| m != 0 && m != full), "not vacuous");
+            }
+        }
+    }
+
+    #[test]
+    fn the_avx512_kernel_matches_the_portable_one() {
+        for seed in [1, 2, 3] {
+            kernel_agrees::<16>(seed);
+            kernel_agrees::<64>(seed + 10);
+        }
+    }
+}

@@ -13,6 +13,8 @@
 //! an **observer**. The sampled distribution is the Boltzmann distribution
 //! `P(x) ∝ exp(−E(x))`.
 //!
+#![doc = include_str!("tour.md")]
+//!
 //! ## Every THRML concept, by name
 //!
 //! | THRML | here | module |

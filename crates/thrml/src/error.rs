@@ -72,6 +72,31 @@ pub enum Error {
         /// The bad value.
         value: f64,
     },
+    /// A weight of a named factor is NaN or infinite.
+    #[error("{factor}: weight {index} is {value}, weights must be finite")]
+    NonFiniteFactorWeight {
+        /// The factor type, e.g. `QuadraticFactor`.
+        factor: &'static str,
+        /// Index of the bad weight (the factor instance).
+        index: usize,
+        /// The bad value.
+        value: f64,
+    },
+    /// A quadratic (precision) term is not positive, so the node's conditional is not a
+    /// normalisable Gaussian.
+    #[error(
+        "QuadraticFactor: node {node} (kind `{kind}`, instance {index}) has precision {value}; precisions must be positive"
+    )]
+    NonPositivePrecision {
+        /// The node's id.
+        node: u64,
+        /// The node's kind.
+        kind: String,
+        /// The factor instance.
+        index: usize,
+        /// The bad value.
+        value: f64,
+    },
     /// A node kind is used both as a spin and as a categorical variable.
     #[error("node kind `{0}` is used both as spin and as categorical")]
     SpinAndCategorical(String),

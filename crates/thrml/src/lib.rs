@@ -110,6 +110,10 @@ pub use block::{
 pub use error::{Error, Result};
 pub use factor::{AbstractFactor, FactorSamplingProgram, WeightedFactor};
 pub use interaction::{Interaction, InteractionGroup};
+pub use models::continuous::{
+    CouplingFactor, CouplingInteraction, GaussianGibbsConditional, LinearFactor, LinearInteraction,
+    QuadraticFactor, QuadraticInteraction, SpinContinuousFactor, SpinContinuousInteraction,
+};
 pub use models::discrete::{
     CategoricalEBMFactor, CategoricalGibbsConditional, DiscreteEBMFactor, DiscreteEBMInteraction,
     SpinEBMFactor, SpinGibbsConditional, SquareCategoricalEBMFactor, SquareDiscreteEBMFactor,

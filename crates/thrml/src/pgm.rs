@@ -10,7 +10,8 @@
 //!   node state may have several leaves of different dtypes and shapes;
 //! * [`NodeShapeDtypes`] maps each kind to its layout, and
 //!   [`default_node_shape_dtypes`] gives THRML's defaults: spins are one `bool`
-//!   (`true` = +1, `false` = −1) and categoricals one `u8` in `0..K`.
+//!   (`true` = +1, `false` = −1) and categoricals one `u8` in `0..K`; the built-in
+//!   continuous kind (beyond THRML's defaults) is one `f32`.
 //!
 //! # Example
 //!
@@ -39,13 +40,13 @@ use std::sync::{Mutex, OnceLock};
 /// The kind (type) of a node: THRML's node class.
 ///
 /// Kinds are interned by name: `NodeKind::new("x") == NodeKind::new("x")`. The two built-in
-/// kinds are [`NodeKind::SPIN`] and [`NodeKind::CATEGORICAL`].
+/// kinds are [`NodeKind::SPIN`], [`NodeKind::CATEGORICAL`] and [`NodeKind::CONTINUOUS`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeKind(u32);
 
 fn kind_names() -> &'static Mutex<Vec<&'static str>> {
     static NAMES: OnceLock<Mutex<Vec<&'static str>>> = OnceLock::new();
-    NAMES.get_or_init(|| Mutex::new(vec!["spin", "categorical"]))
+    NAMES.get_or_init(|| Mutex::new(vec!["spin", "categorical", "continuous"]))
 }
 
 impl NodeKind {
@@ -53,10 +54,13 @@ impl NodeKind {
     pub const SPIN: NodeKind = NodeKind(0);
     /// Categorical nodes: state `u8` in `0..K` (THRML's `CategoricalNode`).
     pub const CATEGORICAL: NodeKind = NodeKind(1);
+    /// Continuous (Gaussian) nodes: state one `f32`
+    /// ([`models::continuous`](crate::models::continuous)).
+    pub const CONTINUOUS: NodeKind = NodeKind(2);
 
     /// The kind with this name, created on first use.
     ///
-    /// `"spin"` and `"categorical"` name the built-in kinds.
+    /// `"spin"`, `"categorical"` and `"continuous"` name the built-in kinds.
     #[must_use]
     pub fn new(name: &str) -> NodeKind {
         let mut names = kind_names()
@@ -122,6 +126,12 @@ impl Node {
     #[must_use]
     pub fn categorical() -> Node {
         Node::new(NodeKind::CATEGORICAL)
+    }
+
+    /// A fresh continuous node.
+    #[must_use]
+    pub fn continuous() -> Node {
+        Node::new(NodeKind::CONTINUOUS)
     }
 
     /// `n` fresh nodes of `kind`.
@@ -255,12 +265,14 @@ impl StateLayout {
 /// Maps every node kind to its state layout (THRML's `node_shape_dtypes`).
 pub type NodeShapeDtypes = BTreeMap<NodeKind, StateLayout>;
 
-/// THRML's `DEFAULT_NODE_SHAPE_DTYPES`: spin → `bool`, categorical → `u8`.
+/// THRML's `DEFAULT_NODE_SHAPE_DTYPES` (spin → `bool`, categorical → `u8`), plus the
+/// built-in continuous kind → `f32`.
 #[must_use]
 pub fn default_node_shape_dtypes() -> NodeShapeDtypes {
     BTreeMap::from([
         (NodeKind::SPIN, StateLayout::scalar(DType::Bool)),
         (NodeKind::CATEGORICAL, StateLayout::scalar(DType::U8)),
+        (NodeKind::CONTINUOUS, StateLayout::scalar(DType::F32)),
     ])
 }
 
@@ -272,6 +284,8 @@ mod tests {
     fn kinds_are_interned_by_name() {
         assert_eq!(NodeKind::new("spin"), NodeKind::SPIN);
         assert_eq!(NodeKind::new("categorical"), NodeKind::CATEGORICAL);
+        assert_eq!(NodeKind::new("continuous"), NodeKind::CONTINUOUS);
+        assert_eq!(NodeKind::CONTINUOUS.name(), "continuous");
         let a = NodeKind::new("pgm-test-kind");
         assert_eq!(a, NodeKind::new("pgm-test-kind"));
         assert_eq!(a.name(), "pgm-test-kind");

@@ -136,6 +136,8 @@ impl FusedPlan {
     /// [`SpinGibbsConditional`] or [`CategoricalGibbsConditional`], whose interactions are
     /// all [`DiscreteEBMInteraction`]s over scalar `bool`/`u8` nodes, and none of whose
     /// tails lie in the block's own superblock get a plan.
+    /// Blocks with any other interaction (a continuous tail of a spin, for example, via
+    /// `SpinContinuousInteraction`) get none and stay on the generic path.
     pub(crate) fn compile(program: &BlockSamplingProgram) -> FusedPlan {
         let spec = &program.gibbs_spec;
         let (mut n_spin, mut n_cat) = (0, 0);

@@ -25,8 +25,9 @@ pub mod samples;
 
 pub use model::{MAX_SAMPLE_VALUES, Model, ModelKind};
 pub use model_file::{
-    CategoricalFactorSpec, DiscreteFactorSpec, FactorSpec, FreeBlocksSpec, IsingFactorSpec,
-    KindSpec, MAX_CATEGORIES, MODEL_FORMAT, ModelFile, SpinFactorSpec, SuperBlockSpec, TensorSpec,
+    CategoricalFactorSpec, ContinuousPairFactorSpec, DiscreteFactorSpec, FactorSpec,
+    FreeBlocksSpec, IsingFactorSpec, KindSpec, LinearFactorSpec, MAX_CATEGORIES, MODEL_FORMAT,
+    ModelFile, QuadraticFactorSpec, SpinFactorSpec, SuperBlockSpec, TensorSpec,
 };
 pub use npz::{describe_descriptor, read_npy, read_npz, write_atomic, write_npy, write_npz};
 pub use parameters::ModelParameters;

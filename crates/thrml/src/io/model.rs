@@ -59,6 +59,7 @@ use std::sync::Arc;
 
 use ndarray::{Array1, Array2, ArrayD, IxDyn};
 use rand::RngExt;
+use rand_distr::StandardNormal;
 
 use crate::block::Block;
 use crate::error::{Error, Result};
@@ -70,6 +71,9 @@ use crate::io::model_file::{
     FactorSpec, FreeBlocksSpec, KindSpec, MAX_CATEGORIES, ModelFile, SuperBlockSpec, TensorSpec,
 };
 use crate::io::samples::{KindSamples, Samples};
+use crate::models::continuous::{
+    CouplingFactor, LinearFactor, QuadraticFactor, SpinContinuousFactor,
+};
 use crate::models::discrete::{
     CategoricalEBMFactor, DiscreteEBMFactor, SpinEBMFactor, SquareCategoricalEBMFactor,
     SquareDiscreteEBMFactor,
@@ -141,6 +145,7 @@ pub struct Model {
 enum Want {
     Spin,
     Categorical,
+    Continuous,
 }
 
 /// Validation state shared by the checks of [`Model::new`].
@@ -179,12 +184,13 @@ impl Validator<'_> {
             (None, _)
                 | (Some(Want::Spin), KindSpec::Spin)
                 | (Some(Want::Categorical), KindSpec::Categorical { .. })
+                | (Some(Want::Continuous), KindSpec::Continuous)
         );
         if !ok {
-            let wanted = if want == Some(Want::Spin) {
-                "spin"
-            } else {
-                "categorical"
+            let wanted = match want {
+                Some(Want::Spin) => "spin",
+                Some(Want::Categorical) => "categorical",
+                _ => "continuous",
             };
             return Err(self.r.err(
                 path,
@@ -515,6 +521,7 @@ impl<'a> Validator<'a> {
     fn factors(&self) -> Result<(Vec<Arc<dyn EBMFactor>>, Vec<(usize, Vec<usize>)>)> {
         let mut factors: Vec<Arc<dyn EBMFactor>> = Vec::new();
         let mut cliques: Vec<(usize, Vec<usize>)> = Vec::new();
+        let mut covered = vec![false; self.nodes.len()];
         for (fi, spec) in self.file.factors.iter().enumerate() {
             let path = index("factors", fi);
             let lib = |e: Error| self.r.err(&path, e.to_string());
@@ -689,9 +696,125 @@ impl<'a> Validator<'a> {
                         .collect();
                     cliques.extend(instances(fi, &all, batch));
                 }
+                FactorSpec::Linear(f) => {
+                    let w = self.node_terms(&path, &f.nodes, &f.weights, "weights")?;
+                    if !f.nodes.is_empty() {
+                        let block = self.block(&f.nodes, NodeKind::CONTINUOUS).map_err(lib)?;
+                        factors.push(Arc::new(LinearFactor::new(block, w).map_err(lib)?));
+                    }
+                    cliques.extend(f.nodes.iter().map(|&id| (fi, vec![id])));
+                }
+                FactorSpec::Quadratic(f) => {
+                    let a = self.node_terms(&path, &f.nodes, &f.precisions, "precisions")?;
+                    let p_path = join(&path, "precisions");
+                    for (j, (&id, &v)) in f.nodes.iter().zip(&a).enumerate() {
+                        if v <= 0.0 {
+                            return Err(self.r.err(
+                                &index(&p_path, j),
+                                format!(
+                                    "{} has precision {v}; precisions must be positive",
+                                    self.node_label(id)
+                                ),
+                            ));
+                        }
+                        covered[id] = true;
+                    }
+                    if !f.nodes.is_empty() {
+                        let block = self.block(&f.nodes, NodeKind::CONTINUOUS).map_err(lib)?;
+                        factors.push(Arc::new(QuadraticFactor::new(block, a).map_err(lib)?));
+                    }
+                    cliques.extend(f.nodes.iter().map(|&id| (fi, vec![id])));
+                }
+                FactorSpec::Coupling(f) | FactorSpec::SpinContinuous(f) => {
+                    let spin_first = matches!(spec, FactorSpec::SpinContinuous(_));
+                    let first = if spin_first {
+                        Want::Spin
+                    } else {
+                        Want::Continuous
+                    };
+                    let e_path = join(&path, "edges");
+                    for (j, &[a, b]) in f.edges.iter().enumerate() {
+                        let p = index(&e_path, j);
+                        self.check_node(a, &index(&p, 0), Some(first))?;
+                        self.check_node(b, &index(&p, 1), Some(Want::Continuous))?;
+                        if a == b {
+                            return Err(self.r.err(&p, format!("edge joins node {a} to itself")));
+                        }
+                    }
+                    let w_path = join(&path, "weights");
+                    if f.weights.len() != f.edges.len() {
+                        return Err(self.r.err(
+                            &w_path,
+                            format!(
+                                "has {} but edges has {}; one weight per edge",
+                                count(f.weights.len(), "entry", "entries"),
+                                count(f.edges.len(), "edge", "edges")
+                            ),
+                        ));
+                    }
+                    let w = to_f32(&self.r, &w_path, &f.weights, 1.0)?;
+                    if !f.edges.is_empty() {
+                        let heads: Vec<usize> = f.edges.iter().map(|e| e[0]).collect();
+                        let tails: Vec<usize> = f.edges.iter().map(|e| e[1]).collect();
+                        let head_kind = if spin_first {
+                            NodeKind::SPIN
+                        } else {
+                            NodeKind::CONTINUOUS
+                        };
+                        let a = self.block(&heads, head_kind).map_err(lib)?;
+                        let b = self.block(&tails, NodeKind::CONTINUOUS).map_err(lib)?;
+                        let factor: Arc<dyn EBMFactor> = if spin_first {
+                            Arc::new(SpinContinuousFactor::new(a, b, w).map_err(lib)?)
+                        } else {
+                            Arc::new(CouplingFactor::new(a, b, w).map_err(lib)?)
+                        };
+                        factors.push(factor);
+                        cliques.extend(f.edges.iter().map(|e| (fi, e.to_vec())));
+                    }
+                }
             }
         }
+        // Every continuous node needs a positive quadratic term, or its conditional (and the
+        // model's density) is not normalisable.
+        if let Some(id) = (0..self.nodes.len())
+            .find(|&id| self.kind_of(id).spec == KindSpec::Continuous && !covered[id])
+        {
+            return Err(self.r.err(
+                &index("nodes", id),
+                format!(
+                    "{} is continuous but no quadratic factor gives it a precision; its density is not normalisable",
+                    self.node_label(id)
+                ),
+            ));
+        }
         Ok((factors, cliques))
+    }
+
+    /// Check the nodes (continuous, in range) and values (one per node, `f32`) of a linear
+    /// or quadratic factor.
+    fn node_terms(
+        &self,
+        path: &str,
+        nodes: &[usize],
+        values: &[f64],
+        key: &str,
+    ) -> Result<Vec<f32>> {
+        let n_path = join(path, "nodes");
+        for (j, &id) in nodes.iter().enumerate() {
+            self.check_node(id, &index(&n_path, j), Some(Want::Continuous))?;
+        }
+        let v_path = join(path, key);
+        if values.len() != nodes.len() {
+            return Err(self.r.err(
+                &v_path,
+                format!(
+                    "has {} but nodes has {}; one value per node",
+                    count(values.len(), "entry", "entries"),
+                    count(nodes.len(), "node", "nodes")
+                ),
+            ));
+        }
+        to_f32(&self.r, &v_path, values, 1.0)
     }
 
     /// Check the clamped blocks and values. Returns, per node, the clamped block holding it,
@@ -746,6 +869,15 @@ impl<'a> Validator<'a> {
             }
             let mut out = Vec::with_capacity(values.len());
             for (j, (&id, &x)) in block.iter().zip(values).enumerate() {
+                if self.kind_of(id).spec == KindSpec::Continuous {
+                    return Err(self.r.err(
+                        &index(&path, j),
+                        format!(
+                            "{} is continuous; model files clamp only spin and categorical nodes",
+                            self.node_label(id)
+                        ),
+                    ));
+                }
                 let value = match self.kind_of(id).spec {
                     KindSpec::Spin => match x {
                         1 => Some(1),
@@ -755,6 +887,7 @@ impl<'a> Validator<'a> {
                     KindSpec::Categorical { categories } => {
                         usize::try_from(x).ok().filter(|&c| c < categories)
                     }
+                    KindSpec::Continuous => None,
                 };
                 let Some(value) = value else {
                     let allowed = match self.kind_of(id).spec {
@@ -762,6 +895,7 @@ impl<'a> Validator<'a> {
                         KindSpec::Categorical { categories } => {
                             format!("a category from 0 to {}", categories - 1)
                         }
+                        KindSpec::Continuous => "a spin or categorical node".to_owned(),
                     };
                     return Err(self.r.err(
                         &index(&vpath, j),
@@ -1128,11 +1262,17 @@ impl Model {
                 )
                 .expect("shape matches"),
             ),
+            #[allow(clippy::cast_precision_loss)]
+            KindSpec::Continuous => Tensor::F32(
+                ArrayD::from_shape_vec(shape, values.into_iter().map(|v| v as f32).collect())
+                    .expect("shape matches"),
+            ),
         }
     }
 
     /// Uniformly random initial states of the free blocks for `chains` chains, one
-    /// `[chains, block nodes]` state per free block (in the program's order).
+    /// `[chains, block nodes]` state per free block (in the program's order); continuous
+    /// nodes start at standard normal draws.
     ///
     /// Chain `c` draws the values of the free nodes in ascending id order from stream `c` of
     /// `key`, so the initial state does not depend on how the nodes are blocked.
@@ -1144,15 +1284,28 @@ impl Model {
             pos[id] = p;
         }
         let mut values = Array2::<usize>::zeros((chains, free.len()));
+        let mut reals = Array2::<f32>::zeros((chains, free.len()));
         for (c, mut rng) in key.chain_rngs(chains).into_iter().enumerate() {
             for (p, &id) in free.iter().enumerate() {
-                values[[c, p]] = rng.random_range(0..self.kind_of(id).spec.n_values());
+                match self.kind_of(id).spec {
+                    KindSpec::Continuous => reals[[c, p]] = rng.sample(StandardNormal),
+                    spec => values[[c, p]] = rng.random_range(0..spec.n_values()),
+                }
             }
         }
         self.free
             .iter()
             .flatten()
             .map(|block| {
+                if self.kind_of(block[0]).spec == KindSpec::Continuous {
+                    let flat: Vec<f32> = (0..chains)
+                        .flat_map(|c| block.iter().map(move |&id| (c, id)))
+                        .map(|(c, id)| reals[[c, pos[id]]])
+                        .collect();
+                    let a = ArrayD::from_shape_vec(IxDyn(&[chains, block.len()]), flat)
+                        .expect("shape matches");
+                    return vec![Tensor::F32(a)];
+                }
                 let flat: Vec<usize> = (0..chains)
                     .flat_map(|c| block.iter().map(move |&id| (c, id)))
                     .map(|(c, id)| values[[c, pos[id]]])
@@ -1265,10 +1418,10 @@ impl Model {
                 kind.spec.dtype(),
                 kind.name,
                 kind.spec.type_name(),
-                if kind.spec == KindSpec::Spin {
-                    ", true = +1".to_owned()
-                } else {
-                    format!(" with {} categories", kind.spec.n_values())
+                match kind.spec {
+                    KindSpec::Spin => ", true = +1".to_owned(),
+                    KindSpec::Continuous => String::new(),
+                    _ => format!(" with {} categories", kind.spec.n_values()),
                 }
             );
             let Some(t) = arrays.get(&kind.name) else {
@@ -1345,11 +1498,19 @@ impl Model {
     /// # Errors
     /// [`Error::Invalid`] if there are too many states; any error from the energy.
     pub fn exact_distribution(&self) -> Result<ExactDistribution> {
+        if let Some(kind) = self.kinds.iter().find(|k| k.spec == KindSpec::Continuous) {
+            return Err(Error::Invalid(format!(
+                "{}: kind `{}` is continuous; exact enumeration needs spin and categorical nodes only",
+                self.source.display(),
+                kind.name
+            )));
+        }
         let var = |id: usize| match self.kind_of(id).spec {
             KindSpec::Spin => DiscreteVar::Spin(self.nodes[id]),
             KindSpec::Categorical { categories } => {
                 DiscreteVar::Categorical(self.nodes[id], categories)
             }
+            KindSpec::Continuous => unreachable!("checked above"),
         };
         let free: Vec<DiscreteVar> = self.free_nodes().into_iter().map(var).collect();
         let clamped: Vec<(DiscreteVar, usize)> = self

@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::io::json::{Reader, describe, index, join, parse_strict};
+use crate::models::continuous::GaussianGibbsConditional;
 use crate::models::discrete::{CategoricalGibbsConditional, SpinGibbsConditional};
 use crate::pgm::{DType, NodeKind};
 use crate::sampler::AbstractConditionalSampler;
@@ -44,24 +45,30 @@ pub enum KindSpec {
         /// The number of categories, 1 to 256.
         categories: usize,
     },
+    /// Continuous (Gaussian) nodes: one `f32` each, sampled by
+    /// [`GaussianGibbsConditional`](crate::GaussianGibbsConditional).
+    Continuous,
 }
 
 impl KindSpec {
-    /// The type's name in the file: `"spin"` or `"categorical"`.
+    /// The type's name in the file: `"spin"`, `"categorical"` or `"continuous"`.
     #[must_use]
     pub fn type_name(self) -> &'static str {
         match self {
             KindSpec::Spin => "spin",
             KindSpec::Categorical { .. } => "categorical",
+            KindSpec::Continuous => "continuous",
         }
     }
 
-    /// The number of values a node of this kind takes (2 for spins).
+    /// The number of values a node of this kind takes (2 for spins, 0 for continuous
+    /// nodes, which take any real value).
     #[must_use]
     pub fn n_values(self) -> usize {
         match self {
             KindSpec::Spin => 2,
             KindSpec::Categorical { categories } => categories,
+            KindSpec::Continuous => 0,
         }
     }
 
@@ -71,6 +78,7 @@ impl KindSpec {
         match self {
             KindSpec::Spin => DType::Bool,
             KindSpec::Categorical { .. } => DType::U8,
+            KindSpec::Continuous => DType::F32,
         }
     }
 
@@ -80,6 +88,7 @@ impl KindSpec {
         match self {
             KindSpec::Spin => NodeKind::SPIN,
             KindSpec::Categorical { .. } => NodeKind::CATEGORICAL,
+            KindSpec::Continuous => NodeKind::CONTINUOUS,
         }
     }
 
@@ -91,6 +100,7 @@ impl KindSpec {
             KindSpec::Categorical { categories } => {
                 Arc::new(CategoricalGibbsConditional::new(categories))
             }
+            KindSpec::Continuous => Arc::new(GaussianGibbsConditional),
         }
     }
 }
@@ -160,6 +170,35 @@ pub struct DiscreteFactorSpec {
     pub square: bool,
 }
 
+/// Linear continuous terms: `E = Σ_b w[b] x(nodes[b])` (`"linear"`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LinearFactorSpec {
+    /// The continuous nodes.
+    pub nodes: Vec<usize>,
+    /// One weight per node.
+    pub weights: Vec<f64>,
+}
+
+/// Quadratic continuous terms: `E = ½ Σ_b a[b] x(nodes[b])²`, `a > 0` (`"quadratic"`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct QuadraticFactorSpec {
+    /// The continuous nodes.
+    pub nodes: Vec<usize>,
+    /// One precision per node.
+    pub precisions: Vec<f64>,
+}
+
+/// Pairwise terms with a continuous node: `E = Σ_b w[b] x(a) x(b)` over `edges` `[a, b]` of
+/// continuous nodes for `"coupling"`, or `E = −Σ_b w[b] s(a) x(b)` over `edges`
+/// `[spin, continuous]` for `"spin_continuous"`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ContinuousPairFactorSpec {
+    /// The pairs of node ids.
+    pub edges: Vec<[usize; 2]>,
+    /// One weight per pair.
+    pub weights: Vec<f64>,
+}
+
 /// A factor of a model file, tagged by its `type`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -173,6 +212,15 @@ pub enum FactorSpec {
     Categorical(CategoricalFactorSpec),
     /// `"discrete"`
     Discrete(DiscreteFactorSpec),
+    /// `"linear"`: `E = Σ b x`.
+    Linear(LinearFactorSpec),
+    /// `"quadratic"`: `E = ½ Σ a x²`, `a > 0`.
+    Quadratic(QuadraticFactorSpec),
+    /// `"coupling"`: `E = Σ w x_i x_j`.
+    Coupling(ContinuousPairFactorSpec),
+    /// `"spin_continuous"`: `E = −Σ w s x`.
+    #[serde(rename = "spin_continuous")]
+    SpinContinuous(ContinuousPairFactorSpec),
 }
 
 /// One entry of an explicit `free_blocks` list.
@@ -418,9 +466,15 @@ fn parse_kind(r: &Reader<'_>, v: &Value, path: &str) -> Result<KindSpec> {
             )?;
             Ok(KindSpec::Categorical { categories })
         }
+        "continuous" => {
+            r.object(v, path, &["type"])?;
+            Ok(KindSpec::Continuous)
+        }
         other => Err(r.err(
             &type_path,
-            format!("unknown kind type {other:?}; expected \"spin\" or \"categorical\""),
+            format!(
+                "unknown kind type {other:?}; expected \"spin\", \"categorical\" or \"continuous\""
+            ),
         )),
     }
 }
@@ -513,6 +567,48 @@ fn parse_factor(r: &Reader<'_>, v: &Value, path: &str) -> Result<FactorSpec> {
                 square: square(map)?,
             }))
         }
+        "linear" | "quadratic" => {
+            let key = if ty == "linear" { "weights" } else { "precisions" };
+            let map = r.object(v, path, &["type", "nodes", key])?;
+            let nodes = r.ids(r.required(map, path, "nodes")?, &field("nodes"))?;
+            let values = parse_vector(r, r.required(map, path, key)?, &field(key))?;
+            Ok(if ty == "linear" {
+                FactorSpec::Linear(LinearFactorSpec {
+                    nodes,
+                    weights: values,
+                })
+            } else {
+                FactorSpec::Quadratic(QuadraticFactorSpec {
+                    nodes,
+                    precisions: values,
+                })
+            })
+        }
+        "coupling" | "spin_continuous" => {
+            let map = r.object(v, path, &["type", "edges", "weights"])?;
+            let edges_path = field("edges");
+            let edges = r
+                .id_lists(r.required(map, path, "edges")?, &edges_path)?
+                .into_iter()
+                .enumerate()
+                .map(|(i, pair)| match pair.as_slice() {
+                    &[a, b] => Ok([a, b]),
+                    _ => Err(r.err(
+                        &index(&edges_path, i),
+                        format!("an edge is a pair of node ids, found {} ids", pair.len()),
+                    )),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let spec = ContinuousPairFactorSpec {
+                edges,
+                weights: parse_vector(r, r.required(map, path, "weights")?, &field("weights"))?,
+            };
+            Ok(if ty == "coupling" {
+                FactorSpec::Coupling(spec)
+            } else {
+                FactorSpec::SpinContinuous(spec)
+            })
+        }
         "discrete" => {
             let map = r.object(
                 v,
@@ -540,7 +636,7 @@ fn parse_factor(r: &Reader<'_>, v: &Value, path: &str) -> Result<FactorSpec> {
         other => Err(r.err(
             &type_path,
             format!(
-                "unknown factor type {other:?}; expected \"ising\", \"spin\", \"categorical\" or \"discrete\""
+                "unknown factor type {other:?}; expected \"ising\", \"spin\", \"categorical\", \"discrete\", \"linear\", \"quadratic\", \"coupling\" or \"spin_continuous\""
             ),
         )),
     }

@@ -50,7 +50,7 @@ impl ModelParameters {
     ///
     /// # Errors
     /// [`Error::Model`] for an `ising` factor with `beta = 0` (its weights would not change
-    /// the energy, and cannot be written back).
+    /// the energy, and cannot be written back), and for continuous factors.
     pub fn new(model: &Model) -> Result<ModelParameters> {
         let file = model.file();
         let block = |ids: &[usize]| -> Result<Block> {
@@ -128,6 +128,16 @@ impl ModelParameters {
                         f32_tensor(&f.weights.shape, &f.weights.data, 1.0),
                     )?);
                     slots.push(Slot::Tensor { factor: i });
+                }
+                FactorSpec::Linear(_)
+                | FactorSpec::Quadratic(_)
+                | FactorSpec::Coupling(_)
+                | FactorSpec::SpinContinuous(_) => {
+                    return Err(Error::Model {
+                        file: model.source().to_path_buf(),
+                        field: format!("factors[{i}]"),
+                        message: "continuous factors (linear, quadratic, coupling, spin_continuous) cannot be trained; training supports discrete models".into(),
+                    });
                 }
             }
         }

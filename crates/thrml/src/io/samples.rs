@@ -15,7 +15,7 @@ use crate::io::npz::{read_npz, write_atomic, write_npz};
 use crate::state::Tensor;
 
 /// The samples of one kind: `[chains, samples, nodes]`, spins `bool` (`true` = +1),
-/// categoricals `u8`.
+/// categoricals `u8`, continuous nodes `f32`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KindSamples {
     /// The kind's name (the array's name in `samples.npz`).

@@ -44,6 +44,7 @@ use crate::block::{Block, BlockSpec, from_global_state};
 use crate::error::{Error, Result};
 use crate::factor::{AbstractFactor, WeightedFactor};
 use crate::interaction::{Interaction, InteractionGroup};
+use crate::models::continuous::{SpinContinuousInteraction, accumulate_spin_field, tail_dtypes};
 use crate::models::ebm::{EBMFactor, batch_len};
 use crate::pgm::{DType, NodeKind, StateLayout};
 use crate::rng::ChainRng;
@@ -679,8 +680,11 @@ impl<'a> DiscreteGather<'a> {
 /// γ = Σ_i s_1^i ⋯ s_K^i · W^i[c_1^i, …, c_M^i]
 /// ```
 ///
-/// over the discrete interactions `i` it heads, and the spin is drawn with
-/// `P(+1) = σ(2γ)` ([`BernoulliConditional`]).
+/// over the discrete interactions `i` it heads, plus `Σ_k w_k x_k` over the built-in
+/// spin–continuous interactions ([`SpinContinuousFactor`](crate::SpinContinuousFactor),
+/// `E = −w s x`) with continuous tails `x_k`, and the spin is drawn with `P(+1) = σ(2γ)`
+/// ([`BernoulliConditional`]). Blocks with continuous tails run on the generic path (the
+/// fused kernels take only blocks whose interactions are all discrete).
 ///
 /// **Extending it.** A sampler for spins that also feel interactions of your own types adds
 /// the discrete part with [`SpinGibbsConditional::accumulate`], its own part by hand, and
@@ -695,17 +699,35 @@ impl SpinGibbsConditional {
     ///
     /// # Errors
     /// A discrete interaction whose tails or weights do not fit a spin head.
+    ///
+    /// Besides discrete interactions, it accepts the built-in
+    /// [`SpinContinuousInteraction`] with one scalar `f32` tail.
     pub fn check_interaction(bi: &BlockInteraction, spec: &BlockSpec) -> Result<bool, String> {
+        if bi.downcast::<SpinContinuousInteraction>().is_some() {
+            let tails = tail_dtypes(bi, spec);
+            return if tails == [Some(DType::F32)] {
+                Ok(true)
+            } else {
+                Err(format!(
+                    "a spin–continuous interaction on a spin head needs one f32 (continuous) tail, got tails of dtypes {tails:?}"
+                ))
+            };
+        }
         check_discrete(bi, spec, None)
     }
 
     /// Add the γ contribution of `bi` to `gamma` (`[chains, nodes]`) if it is a
-    /// [`DiscreteEBMInteraction`]; returns whether it was.
+    /// [`DiscreteEBMInteraction`] or a built-in [`SpinContinuousInteraction`] (which adds
+    /// `w x` for each continuous tail `x`); returns whether it was.
     pub fn accumulate(
         bi: &BlockInteraction,
         inputs: &SamplerInputs<'_>,
         gamma: &mut Array2<f32>,
     ) -> bool {
+        if let Some(k) = bi.downcast::<SpinContinuousInteraction>() {
+            accumulate_spin_field(bi, k, inputs, gamma);
+            return true;
+        }
         let Some(d) = bi.downcast::<DiscreteEBMInteraction>() else {
             return false;
         };

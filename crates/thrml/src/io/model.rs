@@ -980,7 +980,9 @@ fn translate_library_error(r: &Reader<'_>, e: Error, ids: &HashMap<Node, usize>)
             .map_or_else(|| format!("#{lib_id}"), |(_, &i)| i.to_string())
     };
     match e {
-        Error::InteractingBlock { a, b, superblock } => r.err(
+        Error::InteractingBlock {
+            a, b, superblock, ..
+        } => r.err(
             &index("free_blocks", superblock),
             format!(
                 "nodes {} and {} interact but are in the same superblock; nodes updated at the same time must not interact",

@@ -130,7 +130,7 @@ fn flatten_draws(t: &Tensor) -> Tensor {
     }
 }
 
-pub(crate) fn run(args: &DemoArgs) -> Result<(), Failure> {
+pub(crate) fn run(args: &DemoArgs, quiet: bool) -> Result<(), Failure> {
     let file = demo_model();
     if args.print_model {
         println!("{}", file.to_json());
@@ -193,13 +193,17 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Failure> {
         superblocks.join(" ")
     );
 
+    let bar = crate::sweep_bar(sweeps, quiet);
     let start = Instant::now();
-    let samples = model.sample(args.seed, args.chains, &schedule)?;
+    let mut report = |p: thrml::Progress| bar.set_position(p.sweeps_done as u64);
+    let samples = model.sample_with_progress(args.seed, args.chains, &schedule, Some(&mut report));
+    bar.finish_and_clear();
+    let samples = samples?;
     let elapsed = start.elapsed().as_secs_f64();
     let updates = (sweeps as f64) * (args.chains as f64) * (model.n_nodes() as f64);
     println!(
         "run:    {} chains × {} samples (seed {}), {sweeps} sweeps per chain ({} warmup + {} × {}); \
-         {:.2e} node updates in {elapsed:.3} s ({:.1} M updates/s)",
+         {:.2e} node updates in {elapsed:.3} s ({:.1} M updates/s, {:.4} flips/ns)",
         args.chains,
         args.samples,
         args.seed,
@@ -207,7 +211,8 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Failure> {
         schedule.n_samples - 1,
         schedule.steps_per_sample,
         updates,
-        updates / elapsed.max(1e-9) / 1e6
+        updates / elapsed.max(1e-9) / 1e6,
+        crate::flips_per_ns(model.n_nodes(), args.chains, sweeps, elapsed)
     );
     report_statistics(&model, &samples)?;
     if let Some(dir) = &args.out {

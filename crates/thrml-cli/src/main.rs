@@ -4,13 +4,15 @@
 //! thrml sample MODEL.json --chains N --warmup W --samples S --steps-per-sample K --seed X --out DIR [--threads T]
 //! thrml energy MODEL.json --states STATES.npz --out ENERGIES.npy
 //! thrml train MODEL.json --data DATA.npz --visible IDS --epochs E --batch B --lr LR --seed X --out TRAINED.json [...]
-//! thrml demo
+//! thrml demo [--seed X] [--chains N] [--samples S] [--out DIR]
 //! thrml bench [--workload NAME,...] [--chains 1,16,256] [--threads 1,2] [--engine fused|generic] [--sweeps N] [--repeats R] [--json]
 //! ```
 //!
 //! The model format is documented in `docs/model-format.md`, the commands in `docs/cli.md`.
 //! On failure every command prints one line, `error: …`, to stderr and exits with 1 (a file
 //! could not be read or written) or 2 (invalid arguments or invalid file contents).
+//! Long runs (`sample`, `train`, `demo`) draw a progress bar on stderr when it is a
+//! terminal; `--quiet` (any command) turns it off.
 
 mod bench;
 mod demo;
@@ -22,9 +24,10 @@ use std::time::Instant;
 
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array1;
 use thrml::io::{Model, read_npz, write_npy};
-use thrml::{Error, SamplingSchedule, Tensor};
+use thrml::{Error, Progress, SamplingSchedule, Tensor};
 
 /// Block Gibbs sampling for probabilistic graphical models and energy-based models.
 ///
@@ -34,6 +37,9 @@ use thrml::{Error, SamplingSchedule, Tensor};
 #[derive(Debug, Parser)]
 #[command(name = "thrml", version)]
 struct Cli {
+    /// No progress bar (it is also off when stderr is not a terminal).
+    #[arg(long, short, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -224,10 +230,10 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Sample(args) => sample(&args),
+        Command::Sample(args) => sample(&args, cli.quiet),
         Command::Energy(args) => energy(&args),
-        Command::Train(args) => train::run(&args),
-        Command::Demo(args) => demo::run(&args),
+        Command::Train(args) => train::run(&args, cli.quiet),
+        Command::Demo(args) => demo::run(&args, cli.quiet),
         Command::Bench(args) => bench::run(&args),
     };
     match result {
@@ -258,7 +264,30 @@ fn total_sweeps(s: &SamplingSchedule) -> Option<usize> {
         .checked_add(s.n_warmup)
 }
 
-fn sample(args: &SampleArgs) -> Result<(), Failure> {
+/// A progress bar of `total` sweeps on stderr, with the rate and the time left; hidden
+/// with `--quiet` (indicatif also draws nothing when stderr is not a terminal).
+pub(crate) fn sweep_bar(total: usize, quiet: bool) -> ProgressBar {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} sweeps ({per_sec}, {eta} left)",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Flips (node updates in one chain) per nanosecond.
+pub(crate) fn flips_per_ns(nodes: usize, chains: usize, sweeps: usize, seconds: f64) -> f64 {
+    nodes as f64 * chains as f64 * sweeps as f64 / (seconds.max(1e-12) * 1e9)
+}
+
+fn sample(args: &SampleArgs, quiet: bool) -> Result<(), Failure> {
     if args.chains == 0 {
         return Err(usage("--chains must be at least 1"));
     }
@@ -266,11 +295,16 @@ fn sample(args: &SampleArgs) -> Result<(), Failure> {
     let sweeps = total_sweeps(&schedule)
         .ok_or_else(|| usage("--warmup + (--samples − 1) × --steps-per-sample overflows"))?;
     let model = Model::from_path(&args.model)?;
+    let bar = sweep_bar(sweeps, quiet);
     let start = Instant::now();
     let samples = thrml::with_threads(args.threads, || {
-        model.sample(args.seed, args.chains, &schedule)
-    })??;
+        let mut report = |p: Progress| bar.set_position(p.sweeps_done as u64);
+        model.sample_with_progress(args.seed, args.chains, &schedule, Some(&mut report))
+    });
+    bar.finish_and_clear();
+    let samples = samples??;
     let elapsed = start.elapsed().as_secs_f64();
+    let rate = flips_per_ns(model.free_nodes().len(), args.chains, sweeps, elapsed);
     let path = samples.write_dir(&args.out)?;
     let kinds: Vec<String> = samples
         .kinds
@@ -278,7 +312,7 @@ fn sample(args: &SampleArgs) -> Result<(), Failure> {
         .map(|k| format!("{} `{}`", k.node_ids.len(), k.kind))
         .collect();
     println!(
-        "sampled {} ({}) in {}: {} chains × {} samples, {sweeps} sweeps per chain ({} warmup + {} × {}), {elapsed:.3} s; wrote {}",
+        "sampled {} ({}) in {}: {} chains × {} samples, {sweeps} sweeps per chain ({} warmup + {} × {}), {elapsed:.3} s, {rate:.4} flips/ns; wrote {}",
         plural(model.free_nodes().len(), "free node", "free nodes"),
         if kinds.is_empty() {
             "none".to_owned()

@@ -276,7 +276,7 @@ fn split_rows(states: &[State], at: usize) -> (Vec<State>, Vec<State>) {
     (part(0..at), part(at..n))
 }
 
-pub fn run(args: &TrainArgs) -> Result<(), Failure> {
+pub fn run(args: &TrainArgs, quiet: bool) -> Result<(), Failure> {
     if args.epochs == 0 || args.batch == 0 || args.chains_per_item == 0 {
         return Err(usage(
             "--epochs, --batch and --chains-per-item must be at least 1",
@@ -427,10 +427,14 @@ pub fn run(args: &TrainArgs) -> Result<(), Failure> {
         pseudo_log_likelihood(key, t.spec(), &holdout, &conditioning).map(Some)
     };
 
-    let bar = ProgressBar::new(trainer.total_steps() as u64);
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(trainer.total_steps() as u64)
+    };
     bar.set_style(
         ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] step {pos}/{len} ({eta} left) {msg}",
+            "{elapsed_precise} [{bar:30}] step {pos}/{len} ({per_sec}, {eta} left) {msg}",
         )
         .expect("a valid template")
         .progress_chars("=> "),

@@ -126,14 +126,24 @@ pub enum Error {
     },
     /// Two nodes that interact are updated at the same algorithmic time.
     #[error(
-        "nodes {a} and {b} interact but are both in superblock {superblock}; \
-         a Gibbs superblock must not contain interacting nodes"
+        "nodes {a} (kind `{a_kind}`) and {b} (kind `{b_kind}`) interact through interaction \
+         group {group} but are both in superblock {superblock}; a Gibbs superblock must not \
+         contain interacting nodes (colour the nodes with thrml::graph::colour_superblocks, or \
+         opt out with BlockSamplingProgram::new_allowing_interacting_superblocks)"
     )]
     InteractingBlock {
         /// One node.
         a: u64,
+        /// Its kind.
+        a_kind: String,
         /// The other node.
         b: u64,
+        /// Its kind.
+        b_kind: String,
+        /// Index of the interaction group joining them, in the program's list (for a
+        /// [`FactorSamplingProgram`](crate::FactorSamplingProgram): the extra groups first,
+        /// then each factor's groups in order).
+        group: usize,
         /// The superblock both belong to.
         superblock: usize,
     },

@@ -133,8 +133,9 @@ pub use pgm::{
 pub use program::{BlockGibbsSpec, BlockSamplingProgram, SuperBlock};
 pub use rng::{ChainRng, Key};
 pub use run::{
-    SamplingSchedule, init_global_state, sample_blocks, sample_single_block, sample_states,
-    sample_with_observation, with_threads,
+    Progress, SamplingSchedule, init_global_state, sample_blocks, sample_single_block,
+    sample_states, sample_states_with_progress, sample_with_observation,
+    sample_with_observation_and_progress, with_threads,
 };
 pub use sampler::{
     AbstractConditionalSampler, AbstractParametricConditionalSampler, BernoulliConditional,

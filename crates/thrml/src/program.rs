@@ -214,7 +214,10 @@ impl BlockSamplingProgram {
                         {
                             return Err(Error::InteractingBlock {
                                 a: head.id(),
+                                a_kind: head.kind().name().to_owned(),
                                 b: tail[r].id(),
+                                b_kind: tail[r].kind().name().to_owned(),
+                                group: gi,
                                 superblock: s,
                             });
                         }

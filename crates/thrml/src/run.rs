@@ -10,6 +10,8 @@
 //! ([`Key::chain_rngs`]). Clamped states have shape `[chains, nodes]` (a value per chain) or
 //! `[nodes]` (shared by all chains).
 
+use std::time::{Duration, Instant};
+
 use ndarray::Axis;
 
 use crate::block::{Block, BlockSpec, block_state_to_global, verify_block_state};
@@ -403,8 +405,85 @@ pub fn sample_with_observation<O: AbstractObserver>(
     schedule: &SamplingSchedule,
     init_state_free: &[State],
     state_clamp: &[State],
+    carry: O::Carry,
+    observer: &O,
+) -> Result<(O::Carry, Vec<O::Output>)> {
+    sample_with_observation_and_progress(
+        key,
+        program,
+        schedule,
+        init_state_free,
+        state_clamp,
+        carry,
+        observer,
+        None,
+    )
+}
+
+/// How far a run has got: passed to the callback of
+/// [`sample_with_observation_and_progress`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Sweeps run so far.
+    pub sweeps_done: usize,
+    /// Sweeps the schedule runs in all ([`SamplingSchedule::total_sweeps`]).
+    pub total_sweeps: usize,
+    /// Observations recorded so far.
+    pub observations_done: usize,
+    /// Number of chains.
+    pub n_chains: usize,
+}
+
+/// Wall time a run aims to spend between two progress reports.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// As [`sample_with_observation`], calling `progress` (if given) about every 100 ms and
+/// after the last sweep.
+///
+/// To report, the runner splits the schedule's stretches of sweeps into segments whose
+/// length adapts to their wall time (doubling from one sweep while a segment takes under
+/// 50 ms). The samples are bit-identical with and without a callback: every draw is a
+/// function of the key, chain, sweep number, block and node, not of how the sweeps are
+/// grouped, and the sweep loop allocates nothing for the reports.
+///
+/// # Errors
+/// As [`sample_with_observation`].
+///
+/// # Example
+///
+/// ```
+/// use thrml::*;
+/// use thrml::run::{Progress, sample_with_observation_and_progress};
+///
+/// let s = Node::many(NodeKind::SPIN, 2);
+/// let ebm = IsingEBM::new(s.clone(), vec![(s[0], s[1])], vec![0.0, 0.0], vec![1.0], 1.0)?;
+/// let blocks = vec![Block::new(vec![s[0]])?, Block::new(vec![s[1]])?];
+/// let program = IsingSamplingProgram::new(&ebm, blocks.clone(), vec![])?;
+/// let init: Vec<State> = hinton_init(Key::new(0), &ebm, &blocks, &[8])?
+///     .into_iter()
+///     .map(|a| vec![Tensor::from(a)])
+///     .collect();
+/// let schedule = SamplingSchedule::new(10, 5, 2)?;
+/// let mut last = None;
+/// let observer = StateObserver::new(blocks.clone());
+/// sample_with_observation_and_progress(
+///     Key::new(1), &program, &schedule, &init, &[], (), &observer,
+///     Some(&mut |p: Progress| last = Some(p)),
+/// )?;
+/// let last = last.unwrap();
+/// assert_eq!((last.sweeps_done, last.total_sweeps, last.observations_done), (18, 18, 5));
+/// # Ok::<(), thrml::Error>(())
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn sample_with_observation_and_progress<O: AbstractObserver>(
+    key: Key,
+    program: &BlockSamplingProgram,
+    schedule: &SamplingSchedule,
+    init_state_free: &[State],
+    state_clamp: &[State],
     mut carry: O::Carry,
     observer: &O,
+    mut progress: Option<&mut dyn FnMut(Progress)>,
 ) -> Result<(O::Carry, Vec<O::Output>)> {
     schedule.validate()?;
     let (mut global, n_chains) = init_global_state(program, init_state_free, state_clamp)?;
@@ -423,35 +502,76 @@ pub fn sample_with_observation<O: AbstractObserver>(
         .map(|plan| Engine::new(plan, key, n_chains, &global));
     let all_fused = fused.iter().all(|&f| f);
     let mut sweep = 0u64;
-    // Run `n` sweeps and bring the global state up to date.
-    let mut advance = |n: usize, global: &mut Vec<State>| {
-        let n = n as u64;
-        if let Some(engine) = engine.as_mut().filter(|_| all_fused) {
-            engine.run_sweeps(&program.gibbs_spec.sampling_order, sweep, n);
-        } else {
-            for s in sweep..sweep + n {
-                sweeper.sweep(
-                    &mut rngs,
-                    program,
-                    global,
-                    &mut sampler_states,
-                    n_chains,
-                    engine.as_mut(),
-                    s,
-                );
+    let total_sweeps = schedule.total_sweeps();
+    // Segment length (sweeps) and the time of the last report, when reporting.
+    let mut segment = 1u64;
+    let mut last_report = Instant::now();
+    // Run `n` sweeps and bring the global state up to date; with a progress callback, in
+    // segments with a report after each one that ends at least PROGRESS_INTERVAL after the
+    // last report.
+    let mut advance = |n: usize,
+                       global: &mut Vec<State>,
+                       observations_done: usize,
+                       progress: &mut Option<&mut dyn FnMut(Progress)>| {
+        let end = sweep + n as u64;
+        while sweep < end {
+            let len = if progress.is_some() {
+                segment.min(end - sweep)
+            } else {
+                end - sweep
+            };
+            let t = Instant::now();
+            if let Some(engine) = engine.as_mut().filter(|_| all_fused) {
+                engine.run_sweeps(&program.gibbs_spec.sampling_order, sweep, len);
+            } else {
+                for s in sweep..sweep + len {
+                    sweeper.sweep(
+                        &mut rngs,
+                        program,
+                        global,
+                        &mut sampler_states,
+                        n_chains,
+                        engine.as_mut(),
+                        s,
+                    );
+                }
+            }
+            sweep += len;
+            if let Some(report) = progress.as_deref_mut() {
+                if t.elapsed() < PROGRESS_INTERVAL / 2 {
+                    segment = segment.saturating_mul(2);
+                } else if t.elapsed() > PROGRESS_INTERVAL * 2 {
+                    segment = (segment / 2).max(1);
+                }
+                if last_report.elapsed() >= PROGRESS_INTERVAL {
+                    last_report = Instant::now();
+                    report(Progress {
+                        sweeps_done: usize::try_from(sweep).unwrap_or(usize::MAX),
+                        total_sweeps,
+                        observations_done,
+                        n_chains,
+                    });
+                }
             }
         }
         if let Some(engine) = engine.as_mut().filter(|e| e.dirty) {
             engine.export(global);
         }
-        sweep += n;
     };
     let mut outputs = Vec::with_capacity(schedule.n_samples);
-    advance(schedule.n_warmup, &mut global);
+    advance(schedule.n_warmup, &mut global, 0, &mut progress);
     outputs.push(observer.observe(program, &global, &mut carry, 0)?);
     for i in 1..schedule.n_samples {
-        advance(schedule.steps_per_sample, &mut global);
+        advance(schedule.steps_per_sample, &mut global, i, &mut progress);
         outputs.push(observer.observe(program, &global, &mut carry, i)?);
+    }
+    if let Some(report) = progress {
+        report(Progress {
+            sweeps_done: total_sweeps,
+            total_sweeps,
+            observations_done: schedule.n_samples,
+            n_chains,
+        });
     }
     Ok((carry, outputs))
 }
@@ -492,8 +612,33 @@ pub fn sample_states(
     state_clamp: &[State],
     nodes_to_sample: &[Block],
 ) -> Result<Vec<State>> {
+    sample_states_with_progress(
+        key,
+        program,
+        schedule,
+        init_state_free,
+        state_clamp,
+        nodes_to_sample,
+        None,
+    )
+}
+
+/// As [`sample_states`], reporting progress as
+/// [`sample_with_observation_and_progress`] does; the samples are bit-identical.
+///
+/// # Errors
+/// As [`sample_states`].
+pub fn sample_states_with_progress(
+    key: Key,
+    program: &BlockSamplingProgram,
+    schedule: &SamplingSchedule,
+    init_state_free: &[State],
+    state_clamp: &[State],
+    nodes_to_sample: &[Block],
+    progress: Option<&mut dyn FnMut(Progress)>,
+) -> Result<Vec<State>> {
     let observer = StateObserver::new(nodes_to_sample.to_vec());
-    let (_, outputs) = sample_with_observation(
+    let (_, outputs) = sample_with_observation_and_progress(
         key,
         program,
         schedule,
@@ -501,6 +646,7 @@ pub fn sample_states(
         state_clamp,
         (),
         &observer,
+        progress,
     )?;
     Ok(stack_observations(&outputs, nodes_to_sample.len()))
 }

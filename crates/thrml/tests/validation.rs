@@ -663,6 +663,9 @@ fn interacting_nodes_cannot_share_a_superblock() {
             &s[0].id().to_string(),
             &s[1].id().to_string(),
             "superblock 0",
+            "kind `spin`",
+            "interaction group 0",
+            "new_allowing_interacting_superblocks",
         ],
     );
     // In two blocks of one superblock.

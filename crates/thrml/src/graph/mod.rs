@@ -31,9 +31,11 @@
 //! assert!(blocks.iter().all(|b| b.len() == 8));
 //! ```
 
+pub mod blocks;
 pub mod colouring;
 pub mod topology;
 
+pub use blocks::{Colouring, colour_superblocks};
 pub use colouring::{
     Adjacency, check_colouring, colour_classes, dsatur_colouring, greedy_colouring, n_colours,
 };
@@ -82,6 +84,16 @@ pub enum GraphError {
         v: usize,
         /// The shared colour.
         colour: usize,
+    },
+    /// An edge passed to [`colour_superblocks`] joins a node that is not in the node list.
+    #[error("edge {edge}: node {node} (kind `{kind}`) is not in the node list")]
+    UnknownNode {
+        /// Zero-based position of the offending edge.
+        edge: usize,
+        /// The node id.
+        node: u64,
+        /// Its kind.
+        kind: String,
     },
     /// An edge-list file could not be read.
     #[error("cannot read edge list {file}: {source}")]

@@ -82,7 +82,7 @@ use crate::models::ebm::{AbstractEBM, EBMFactor, FactorizedEBM};
 use crate::pgm::{Node, NodeKind, default_node_shape_dtypes};
 use crate::program::{BlockGibbsSpec, SuperBlock};
 use crate::rng::Key;
-use crate::run::{SamplingSchedule, sample_states};
+use crate::run::SamplingSchedule;
 use crate::state::{State, Tensor};
 
 /// The most state values [`Model::sample`] will hold in memory (`chains × samples × free
@@ -1114,7 +1114,9 @@ fn translate_library_error(r: &Reader<'_>, e: Error, ids: &HashMap<Node, usize>)
             .map_or_else(|| format!("#{lib_id}"), |(_, &i)| i.to_string())
     };
     match e {
-        Error::InteractingBlock { a, b, superblock } => r.err(
+        Error::InteractingBlock {
+            a, b, superblock, ..
+        } => r.err(
             &index("free_blocks", superblock),
             format!(
                 "nodes {} and {} interact but are in the same superblock; nodes updated at the same time must not interact",
@@ -1338,6 +1340,22 @@ impl Model {
     /// [`Error::Invalid`] if `chains` is 0 or the samples would hold more than
     /// [`MAX_SAMPLE_VALUES`] values; any error from the run.
     pub fn sample(&self, seed: u64, chains: usize, schedule: &SamplingSchedule) -> Result<Samples> {
+        self.sample_with_progress(seed, chains, schedule, None)
+    }
+
+    /// As [`Model::sample`], reporting progress to `progress` as
+    /// [`sample_with_observation_and_progress`](crate::run::sample_with_observation_and_progress)
+    /// does; the samples are bit-identical with and without it.
+    ///
+    /// # Errors
+    /// As [`Model::sample`].
+    pub fn sample_with_progress(
+        &self,
+        seed: u64,
+        chains: usize,
+        schedule: &SamplingSchedule,
+        progress: Option<&mut dyn FnMut(crate::run::Progress)>,
+    ) -> Result<Samples> {
         if chains == 0 {
             return Err(Error::Invalid(
                 "the number of chains must be at least 1".into(),
@@ -1358,13 +1376,14 @@ impl Model {
         let clamp = self.clamped_state();
         let kinds = self.sampled_kinds();
         let blocks: Vec<Block> = kinds.iter().map(|(_, ids)| self.block_of(ids)).collect();
-        let states = sample_states(
+        let states = crate::run::sample_states_with_progress(
             key.fold_in(RUN_STREAM),
             &self.program,
             schedule,
             &init,
             &clamp,
             &blocks,
+            progress,
         )?;
         Ok(Samples {
             n_chains: chains,

@@ -29,9 +29,9 @@ use rand::RngExt;
 use thrml::graph::{checkerboard, grid_edges};
 use thrml::{
     AbstractConditionalSampler, AbstractObserver, Block, BlockGibbsSpec, BlockSamplingProgram,
-    CouplingFactor, EBMFactor, FactorSamplingProgram, GaussianGibbsConditional, Key,
-    LinearFactor, Node, NodeKind, QuadraticFactor, SamplingSchedule, State,
-    default_node_shape_dtypes, make_empty_block_state, sample_with_observation,
+    CouplingFactor, EBMFactor, FactorSamplingProgram, GaussianGibbsConditional, Key, LinearFactor,
+    Node, NodeKind, QuadraticFactor, SamplingSchedule, State, default_node_shape_dtypes,
+    make_empty_block_state, sample_with_observation,
 };
 
 /// The settings of a run.
@@ -135,7 +135,11 @@ struct Grid {
 impl Grid {
     fn new(side: usize, seed: u64) -> Grid {
         let n = side * side;
-        let mut rng = Key::new(seed).fold_in(0x6761_7573).chain_rngs(1).pop().expect("one");
+        let mut rng = Key::new(seed)
+            .fold_in(0x6761_7573)
+            .chain_rngs(1)
+            .pop()
+            .expect("one");
         let edges = grid_edges(side, side, false);
         let off: Vec<f32> = edges
             .iter()
@@ -371,15 +375,12 @@ pub fn run(config: &Config) -> Result<Outcome, ExampleError> {
     let naive_error = rel_frobenius(&naive_s, &exact_s);
 
     let covariance_png = config.out_dir.join("covariance.png");
-    thrml_plot::Plot::new(format!(
-        "Gaussian grid {0}x{0}: sampled vs exact covariance",
-        config.side
-    ))
-    .x_label("exact (inverse precision)")
-    .y_label("sampled")
-    .scatter("entries i <= j", &points)
-    .diagonal()
-    .save(&covariance_png)?;
+    thrml_plot::Plot::new(format!("Gaussian {0}x{0} grid: covariance", config.side))
+        .x_label("exact (inverse precision)")
+        .y_label("sampled")
+        .scatter("entries", &points)
+        .diagonal()
+        .save(&covariance_png)?;
 
     let outcome = Outcome {
         n_nodes: n,

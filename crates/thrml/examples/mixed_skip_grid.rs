@@ -170,7 +170,11 @@ struct Model {
 impl Model {
     fn new(side: usize, seed: u64) -> Result<Model, ExampleError> {
         let n = side * side;
-        let mut rng = Key::new(seed).fold_in(0x6d69_7864).chain_rngs(1).pop().expect("one");
+        let mut rng = Key::new(seed)
+            .fold_in(0x6d69_7864)
+            .chain_rngs(1)
+            .pop()
+            .expect("one");
         let is_spin: Vec<bool> = (0..n).map(|_| rng.random::<bool>()).collect();
         let nodes: Vec<Node> = is_spin
             .iter()
@@ -390,7 +394,11 @@ pub fn run(config: &Config) -> Result<Outcome, ExampleError> {
     let program = FactorSamplingProgram::new(spec, samplers, &model.factors()?, vec![])?;
 
     // Random ±1 spins, continuous nodes at 0.
-    let mut rng = Key::new(config.seed).fold_in(1).chain_rngs(1).pop().expect("one");
+    let mut rng = Key::new(config.seed)
+        .fold_in(1)
+        .chain_rngs(1)
+        .pop()
+        .expect("one");
     let init: Vec<State> = free
         .iter()
         .map(|b| {
@@ -423,7 +431,13 @@ pub fn run(config: &Config) -> Result<Outcome, ExampleError> {
         let column: Vec<usize> = block
             .nodes()
             .iter()
-            .map(|v| model.nodes.iter().position(|u| u == v).expect("a model node"))
+            .map(|v| {
+                model
+                    .nodes
+                    .iter()
+                    .position(|u| u == v)
+                    .expect("a model node")
+            })
             .collect();
         let t = &state[0];
         let values: Vec<f64> = if let Some(s) = t.as_slice::<bool>() {
@@ -467,7 +481,11 @@ pub fn run(config: &Config) -> Result<Outcome, ExampleError> {
     let (mut up, mut down) = (Vec::new(), Vec::new());
     for r in 0..draws {
         let pt = (proj1[r], proj2[r]);
-        if data[[r, q]] > 0.0 { up.push(pt) } else { down.push(pt) }
+        if data[[r, q]] > 0.0 {
+            up.push(pt)
+        } else {
+            down.push(pt)
+        }
     }
     let pca_png = config.out_dir.join("pca.png");
     let mut plot = thrml_plot::Plot::new(format!(

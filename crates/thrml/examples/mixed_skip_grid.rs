@@ -312,7 +312,7 @@ impl Model {
     }
 }
 
-/// Mean and excess kurtosis `m₄ / m₂² − 3` of `v`.
+/// The excess kurtosis `m₄ / m₂² − 3` of `v` (central moments).
 fn excess_kurtosis(v: &[f64]) -> f64 {
     let n = v.len() as f64;
     let mean = v.iter().sum::<f64>() / n;

@@ -57,6 +57,9 @@
 //! A flip costs about 11 vector instructions there: 6.7 for the couplings (3 per 8 lanes
 //! per coupling, 14.3 couplings per spin), 2.4 for the decision (19 per 8 lanes) and 1.8
 //! for the AES word (11 rounds per 2 blocks, counters and the transpose).
+//! On a 2-vCPU Intel Xeon with AVX-512 the 512-bit spin kernel does about 0.6 flips/ns per
+//! thread (1.15 on two) on the same workload, against 0.38 for the AVX2 kernels there: per
+//! flip about 0.9 masked adds, 1.1 operations of the decision and 0.7 AES rounds.
 //!
 //! Nothing here allocates during sweeps: tiles, output rows and random-word buffers are
 //! allocated when the run starts.

@@ -12,6 +12,8 @@
 
 mod common;
 
+use common::linalg::{invert, mat_vec};
+
 use std::sync::Arc;
 
 use ndarray::{Array1, Array2};
@@ -22,47 +24,6 @@ use thrml::*;
 
 fn layouts() -> NodeShapeDtypes {
     default_node_shape_dtypes()
-}
-
-/// Inverse of a small non-singular matrix by Gauss–Jordan elimination with partial pivoting.
-fn invert(a: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    let n = a.len();
-    let mut m: Vec<Vec<f64>> = a
-        .iter()
-        .enumerate()
-        .map(|(i, row)| {
-            let mut r = row.clone();
-            r.extend((0..n).map(|j| if i == j { 1.0 } else { 0.0 }));
-            r
-        })
-        .collect();
-    for col in 0..n {
-        let pivot = (col..n)
-            .max_by(|&x, &y| m[x][col].abs().total_cmp(&m[y][col].abs()))
-            .expect("rows left");
-        m.swap(col, pivot);
-        let p = m[col][col];
-        assert!(p.abs() > 1e-12, "singular matrix");
-        for v in &mut m[col] {
-            *v /= p;
-        }
-        let pivot_row = m[col].clone();
-        for (r, row) in m.iter_mut().enumerate() {
-            if r != col && row[col] != 0.0 {
-                let f = row[col];
-                for (v, pv) in row.iter_mut().zip(&pivot_row) {
-                    *v -= f * pv;
-                }
-            }
-        }
-    }
-    m.into_iter().map(|r| r[n..].to_vec()).collect()
-}
-
-fn mat_vec(a: &[Vec<f64>], x: &[f64]) -> Vec<f64> {
-    a.iter()
-        .map(|r| r.iter().zip(x).map(|(a, x)| a * x).sum())
-        .collect()
 }
 
 /// A Gaussian PGM on a `side × side` open grid, `E = ½ xᵀA x + bᵀx`, from built-in factors.

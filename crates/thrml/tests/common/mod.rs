@@ -13,6 +13,8 @@
 //! are close to independent; seeds are fixed, so results are deterministic.
 #![allow(dead_code)]
 
+pub mod linalg;
+
 use rand::RngExt;
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 use thrml::exact::ExactDistribution;

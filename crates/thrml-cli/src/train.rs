@@ -471,6 +471,23 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<(), Failure> {
     bar.finish_and_clear();
     result??;
     let elapsed = start.elapsed().as_secs_f64();
+    // Node updates per step: the latent nodes of every positive chain, then every free
+    // node of every negative chain, over each phase's sweeps.
+    let (spec, cfg) = (trainer.spec(), trainer.config());
+    let free_nodes = |blocks: Vec<thrml::Block>| blocks.iter().map(|b| b.len()).sum::<usize>();
+    let positive_chains = cfg.batch_size * cfg.chains_per_item;
+    let flips_per_step = positive_chains as f64
+        * free_nodes(spec.positive_free_blocks()) as f64
+        * spec.schedule_positive.total_sweeps() as f64
+        + cfg.negative_chains as f64
+            * free_nodes(spec.negative_free_blocks()) as f64
+            * spec.schedule_negative.total_sweeps() as f64;
+    let steps_run = trainer.steps_done() - first_step;
+    let rate = flips_per_step * steps_run as f64 / (elapsed.max(1e-12) * 1e9);
+    let chains = format!(
+        "{positive_chains} positive and {} negative chains, {rate:.3} flips/ns",
+        cfg.negative_chains
+    );
 
     let weights = trainer.spec().weights();
     let file = params.file_with_weights(model.file(), &weights)?;
@@ -487,8 +504,8 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<(), Failure> {
             })
     })?;
     println!(
-        "trained {} ({} epochs × {} steps of {} items{}) in {elapsed:.3} s; last |grad| {last_norm:.4}{}; wrote {}",
-        plural(trainer.steps_done() - first_step, "step", "steps"),
+        "trained {} ({} epochs × {} steps of {} items{}; {chains}) in {elapsed:.3} s; last |grad| {last_norm:.4}{}; wrote {}",
+        plural(steps_run, "step", "steps"),
         args.epochs,
         spe,
         args.batch,

@@ -91,7 +91,11 @@ fn train_learns_and_writes_a_model_that_samples() {
         ],
     );
     assert!(
-        out.starts_with("trained 72 steps (8 epochs × 9 steps of 30 items)"),
+        out.starts_with("trained 72 steps (8 epochs × 9 steps of 30 items; "),
+        "{out}"
+    );
+    assert!(
+        out.contains(" negative chains, ") && out.contains(" flips/ns) in "),
         "{out}"
     );
     assert!(out.contains("held-out pseudo-log-likelihood"), "{out}");

@@ -49,13 +49,13 @@ pub(super) fn supports<const W: usize>(fb: &FusedBlock) -> bool {
 }
 
 /// Run `job` for block `fb` on this kernel if the block is [`supports`]ed and the CPU
-/// has the features; `false` (nothing written) otherwise.
-pub(super) fn try_update<const W: usize>(fb: &FusedBlock, job: Job<'_>) -> bool {
+/// has the features; otherwise hand the job back untouched, for the next kernel.
+pub(super) fn try_update<'a, const W: usize>(fb: &FusedBlock, job: Job<'a>) -> Result<(), Job<'a>> {
     if !supports::<W>(fb) || !detected() {
-        return false;
+        return Err(job);
     }
     run(spin_nodes::<W>, job);
-    true
+    Ok(())
 }
 
 /// Call [`spin_nodes`], which [`detected`] said this CPU can run.
@@ -422,7 +422,7 @@ mod tests {
                     cats: &mut [],
                 },
             };
-            if !try_update::<W>(&fb, job) {
+            if try_update::<W>(&fb, job).is_err() {
                 assert!(!detected());
                 return;
             }

@@ -61,8 +61,7 @@ pub(crate) struct Draw<'a> {
 /// over tails of up to 8, in tiles of 16 or 64 chains) run on the AVX2 kernels where the
 /// CPU has AVX2, FMA and AES (`avx2::supports`), pairwise spin blocks of 16 or 64 chains
 /// on the AVX-512 kernel where the CPU has AVX-512 and VAES (`avx512::supports`);
-/// everything else on the portable kernel.
-/// Both give the same bits.
+/// everything else on the portable kernel. All give the same bits.
 pub(crate) fn update_nodes<const W: usize>(
     fb: &FusedBlock,
     draw: Draw<'_>,
@@ -83,18 +82,8 @@ pub(crate) fn update_nodes<const W: usize>(
                 cats: &mut *out.cats,
             },
         };
-        if super::avx512::try_update::<W>(fb, job) {
+        let Err(job) = super::avx512::try_update::<W>(fb, job) else {
             return;
-        }
-        let job = super::avx2::Job {
-            terms: &fb.terms,
-            draw,
-            nodes: nodes.clone(),
-            state,
-            out: Out {
-                bits: &mut *out.bits,
-                cats: &mut *out.cats,
-            },
         };
         if super::avx2::try_update::<W>(fb, job) {
             return;

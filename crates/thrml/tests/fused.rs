@@ -318,6 +318,52 @@ fn block_updates_split_over_threads_give_the_same_samples() {
 }
 
 #[test]
+fn a_team_of_threads_over_many_sweeps_gives_the_same_samples() {
+    // Runs of at least 2^20 flips in fewer tiles than threads: the team of threads that
+    // meets at a barrier after each block (1 chain: 1,100 sweeps of 1,000 spins; 5
+    // chains, one 16-lane tile: 70 sweeps), then the per-block path for the samples.
+    let (ebm, blocks) = sparse_ising(1000, 0.5, 4);
+    let program = IsingSamplingProgram::new(&ebm, blocks.clone(), vec![]).unwrap();
+    for (chains, warmup) in [(1, 1100), (5, 70)] {
+        let schedule = SamplingSchedule::new(warmup, 3, 2).unwrap();
+        let init = ising_init(&ebm, &blocks, chains);
+        let run = |threads| {
+            with_threads(threads, || {
+                sample_states(Key::new(21), &program, &schedule, &init, &[], &blocks).unwrap()
+            })
+            .unwrap()
+        };
+        let one = run(1);
+        assert_eq!(one, run(2), "Ising, {chains} chains");
+        assert_eq!(one, run(3), "Ising, {chains} chains");
+    }
+    // Spins and categoricals: 9 sweeps of 8,192 nodes in a 16-lane tile.
+    let (program, free) = big_grid_program();
+    let schedule = SamplingSchedule::new(9, 2, 1).unwrap();
+    let init = mixed_init(&free, 5);
+    let run = |threads| {
+        with_threads(threads, || {
+            sample_states(Key::new(23), &program, &schedule, &init, &[], &free).unwrap()
+        })
+        .unwrap()
+    };
+    let one = run(1);
+    assert_eq!(one, run(2), "grid");
+    assert_eq!(one, run(4), "grid");
+    // And each chain as when run alone.
+    let alone = sample_states(
+        Key::new(23),
+        &program,
+        &schedule,
+        &first_chains(&init, 1),
+        &[],
+        &free,
+    )
+    .unwrap();
+    assert_eq!(chain_of(&one, 0), chain_of(&alone, 0));
+}
+
+#[test]
 fn a_chain_does_not_depend_on_the_batch() {
     // Chain c draws the same samples whether it runs alone (1 lane), in a 16-lane tile or
     // in a 64-lane tile: every draw is a function of (chain, sweep, block, node).

@@ -24,7 +24,7 @@
 use std::arch::x86_64::*;
 
 use super::avx2::{Job, round_keys128};
-use super::plan::{FusedBlock, Head};
+use super::plan::{FusedBlock, Head, NODE_LANES};
 use crate::kernels::math::{
     C1, C2, C3, C4, C5, ROUNDER, SPIN_EXP_MAX, SPIN_EXP_MIN, SPIN_EXP_SCALE,
 };
@@ -42,19 +42,49 @@ pub(super) fn detected() -> bool {
         && std::arch::is_x86_feature_detected!("aes")
 }
 
+/// Whether this CPU runs the one-chain kernel: [`detected`] and AVX-512 VBMI (the byte
+/// permutations).
+fn one_chain_detected() -> bool {
+    detected() && std::arch::is_x86_feature_detected!("avx512vbmi")
+}
+
+/// Most 128-byte windows of the spin bitmap that the one-chain kernel looks up: one-chain
+/// tiles of at most `1024 · MAX_WINDOWS` spins run on it.
+const MAX_WINDOWS: usize = 8;
+
 /// Whether block `fb` in tiles of `W` chains runs here: spin blocks with pairwise terms
-/// only, in tiles of 16 or 64 chains.
-pub(super) fn supports<const W: usize>(fb: &FusedBlock) -> bool {
-    fb.terms.general.is_empty() && fb.head == Head::Spin && (W == 16 || W == 64)
+/// only, in tiles of 16 or 64 chains, or of one chain over at most `1024 · MAX_WINDOWS`
+/// spins.
+pub(super) fn supports<const W: usize>(fb: &FusedBlock, n_spins: usize) -> bool {
+    fb.terms.general.is_empty()
+        && fb.head == Head::Spin
+        && (W == 16 || W == 64 || (W == 1 && n_spins <= 1024 * MAX_WINDOWS))
 }
 
 /// Run `job` for block `fb` on this kernel if the block is [`supports`]ed and the CPU
 /// has the features; otherwise hand the job back untouched, for the next kernel.
 pub(super) fn try_update<'a, const W: usize>(fb: &FusedBlock, job: Job<'a>) -> Result<(), Job<'a>> {
-    if !supports::<W>(fb) || !detected() {
+    let n_spins = job.state.bits.len();
+    if !supports::<W>(fb, n_spins) || !detected() {
         return Err(job);
     }
-    run(spin_nodes::<W>, job);
+    if W > 1 {
+        run(spin_nodes::<W>, job);
+        return Ok(());
+    }
+    if !one_chain_detected() {
+        return Err(job);
+    }
+    match n_spins.div_ceil(1024) {
+        0 | 1 => run(spin_nodes_one_chain::<1>, job),
+        2 => run(spin_nodes_one_chain::<2>, job),
+        3 => run(spin_nodes_one_chain::<3>, job),
+        4 => run(spin_nodes_one_chain::<4>, job),
+        5 => run(spin_nodes_one_chain::<5>, job),
+        6 => run(spin_nodes_one_chain::<6>, job),
+        7 => run(spin_nodes_one_chain::<7>, job),
+        _ => run(spin_nodes_one_chain::<MAX_WINDOWS>, job),
+    }
     Ok(())
 }
 
@@ -120,6 +150,44 @@ fn encrypt4(rk: &[__m512i; 11], x: [__m512i; 4]) -> [__m512i; 4] {
         x = x.map(|b| _mm512_aesenc_epi128(b, *k));
     }
     x.map(|b| _mm512_aesenclast_epi128(b, rk[10]))
+}
+
+/// AES-128 of one `zmm` register of four counter blocks.
+#[inline]
+#[target_feature(enable = "avx512f,vaes")]
+fn encrypt1(rk: &[__m512i; 11], x: __m512i) -> __m512i {
+    let mut x = _mm512_xor_si512(x, rk[0]);
+    for k in &rk[1..10] {
+        x = _mm512_aesenc_epi128(x, *k);
+    }
+    _mm512_aesenclast_epi128(x, rk[10])
+}
+
+/// The words of nodes `4 · quad .. 4 · quad + 16` in chain `chain`, in order.
+#[inline]
+#[target_feature(enable = "avx512f,vaes")]
+fn node_words(rk: &[__m512i; 11], chain: u32, quad: u32, hi: [u32; 2]) -> __m512i {
+    let [h0, h1] = hi.map(|h| h as i32);
+    let (c, q) = (chain as i32, quad as i32);
+    let x = _mm512_setr_epi32(
+        c,
+        q,
+        h0,
+        h1,
+        c,
+        q.wrapping_add(1),
+        h0,
+        h1,
+        c,
+        q.wrapping_add(2),
+        h0,
+        h1,
+        c,
+        q.wrapping_add(3),
+        h0,
+        h1,
+    );
+    encrypt1(rk, x)
 }
 
 /// The words of node quad `quad` for chains `c0 .. c0 + 16`: lane `l` of `result[w]` is
@@ -232,14 +300,90 @@ fn spin_nodes<const W: usize>(job: Job<'_>) {
     }
 }
 
+/// New spins (`out.bits[j − nodes.start]` is 0 or 1) of positions `nodes` of a spin block
+/// with pairwise terms only in a one-chain tile of at most `1024 · NW` spins: 16 positions
+/// are the 16 lanes of a `zmm`, as in the AVX2 kernel, but the neighbours' spins come from
+/// byte permutations instead of gathers.
+///
+/// The tile's spins are first packed into a bitmap (node `i` is bit `i mod 8` of byte
+/// `i / 8`) held in `2 · NW` registers, 128 bytes per window. Four ELL rows (64
+/// neighbours) at a time, window `w` looks up the bytes of the lanes whose neighbour lies
+/// in it with one two-table byte permutation, and one byte test against the lanes' bits
+/// gives the 64 neighbours' spins as a mask; each row's 16 bits then mask the add of its
+/// doubled weights. Exactly the portable kernel's bits (see the module docs on `−0 + 0`).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,vaes,avx2,fma,aes")]
+fn spin_nodes_one_chain<const NW: usize>(job: Job<'_>) {
+    const L: usize = NODE_LANES;
+    let Job {
+        terms: t,
+        draw,
+        nodes,
+        state,
+        out,
+    } = job;
+    assert!(state.bits.len() <= 1024 * NW, "a bitmap of {NW} windows");
+    let mut map = [0u8; 128 * MAX_WINDOWS];
+    let one = _mm512_set1_epi64(1);
+    let mut spins = state.bits.chunks_exact(8);
+    for (byte, eight) in map.iter_mut().zip(&mut spins) {
+        let eight: [u64; 8] = eight.try_into().expect("8 spins");
+        *byte = _mm512_test_epi64_mask(bytemuck::cast(eight), one);
+    }
+    let rest = spins.remainder();
+    if !rest.is_empty() {
+        map[state.bits.len() / 8] = rest
+            .iter()
+            .enumerate()
+            .fold(0, |b, (i, &s)| b | u8::from(s & 1 == 1) << i);
+    }
+    let tables: [[__m512i; 2]; NW] = std::array::from_fn(|w| {
+        let half = |h: usize| -> [u8; 64] {
+            map[128 * w + 64 * h..128 * w + 64 * h + 64]
+                .try_into()
+                .expect("64 bytes")
+        };
+        [bytemuck::cast(half(0)), bytemuck::cast(half(1))]
+    });
+    let rk = round_keys(draw.key.bytes());
+    let hi = draw.update.counter_hi();
+    for g in nodes.start / L..nodes.end.div_ceil(L) {
+        let g0 = g * L;
+        let bias: [f32; L] = std::array::from_fn(|l| t.bias.get(g0 + l).copied().unwrap_or(0.0));
+        let mut field: __m512 = bytemuck::cast(bias);
+        let rows = t.ell_off[g] as usize..t.ell_off[g + 1] as usize;
+        let chunks = t.ell4_off[g] as usize..t.ell4_off[g + 1] as usize;
+        for (c, r0) in chunks.zip(rows.clone().step_by(4)) {
+            let byte: __m512i = bytemuck::cast(t.ell4_byte[c]);
+            let win: __m512i = bytemuck::cast(t.ell4_win[c]);
+            let bit: __m512i = bytemuck::cast(t.ell4_bit[c]);
+            let mut on = 0u64;
+            for (w, [lo, hi]) in tables.iter().enumerate() {
+                let here = _mm512_cmpeq_epi8_mask(win, _mm512_set1_epi8(w as i8));
+                let looked = _mm512_maskz_permutex2var_epi8(here, *lo, byte, *hi);
+                on |= _mm512_test_epi8_mask(looked, bit);
+            }
+            for (r, w2) in t.ell_w2[r0..rows.end.min(r0 + 4)].iter().enumerate() {
+                let m = (on >> (16 * r)) as u16;
+                field = _mm512_mask_add_ps(field, m, field, bytemuck::cast(*w2));
+            }
+        }
+        let words = node_words(&rk, draw.chain0, (g0 / 4) as u32, hi);
+        let up = spin_up16(field, words);
+        for j in g0.max(nodes.start)..(g0 + L).min(nodes.end) {
+            out.bits[j - nodes.start] = u64::from(up >> (j - g0) & 1);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::arch::x86_64::*;
 
-    use super::{chain_words, detected, round_keys, spin_up16, try_update};
+    use super::{chain_words, detected, one_chain_detected, round_keys, spin_up16, try_update};
     use crate::fused::avx2::Job;
     use crate::fused::avx2::tests::random_block;
     use crate::fused::kernel::{Draw, Out, Scratch, TileState, update_nodes_portable};
+    use crate::fused::plan::FusedBlock;
     use crate::kernels::aes::{BlockUpdate, WordKey, site_word};
     use crate::kernels::math::spin_up;
     use crate::rng::Key;
@@ -380,9 +524,31 @@ mod tests {
         }
     }
 
-    fn kernel_agrees<const W: usize>(seed: u64) {
-        let n_tails = 50;
-        let fb = random_block(seed, 37, n_tails, None);
+    /// A random spin block of `len` positions whose tails spread over `n_tails` nodes.
+    fn spread_block(seed: u64, len: usize, n_tails: usize) -> FusedBlock {
+        let mut fb = random_block(seed, len, n_tails, None);
+        let t = &mut fb.terms;
+        let mut rng = Key::new(seed ^ 0x55).chain_rngs(1).remove(0);
+        for i in &mut t.spin_idx {
+            *i = (rng.next_u64() % n_tails as u64) as u32;
+        }
+        // The last tail node, so that every window is used.
+        if let Some(i) = t.spin_idx.last_mut() {
+            *i = n_tails as u32 - 1;
+        }
+        t.ell_off.clear();
+        t.ell_idx.clear();
+        t.ell_w2.clear();
+        t.ell4_off.clear();
+        t.ell4_byte.clear();
+        t.ell4_win.clear();
+        t.ell4_bit.clear();
+        t.build_ell(len);
+        fb
+    }
+
+    fn kernel_agrees<const W: usize>(seed: u64, len: usize, n_tails: usize) {
+        let fb = spread_block(seed, len, n_tails);
         let mut rng = Key::new(seed).chain_rngs(1).remove(0);
         let bits: Vec<u64> = (0..n_tails)
             .map(|_| rng.next_u64() & (u64::MAX >> (64 - W)))
@@ -392,7 +558,10 @@ mod tests {
             cats: &[],
         };
         let key = WordKey::from_seed(seed);
-        for (chain0, nodes) in [(0, 0..fb.len), (48, 3..fb.len - 2), (1000, 5..6)] {
+        // The one-chain kernel takes ranges starting at a multiple of 16 (as the engine
+        // passes them); the others any range.
+        let (a, b) = if W == 1 { (16, 32) } else { (3, 5) };
+        for (chain0, nodes) in [(0, 0..fb.len), (48, a..fb.len - 2), (1000, b..b + 1)] {
             let draw = Draw {
                 key: &key,
                 update: BlockUpdate::new(9, 3),
@@ -423,13 +592,18 @@ mod tests {
                 },
             };
             if try_update::<W>(&fb, job).is_err() {
-                assert!(!detected());
+                assert!(!detected() || (W == 1 && !one_chain_detected()));
                 return;
             }
-            assert_eq!(a, b, "W = {W}, nodes {nodes:?}");
+            assert_eq!(a, b, "W = {W}, {n_tails} tails, nodes {nodes:?}");
             if n > 10 {
                 let full = u64::MAX >> (64 - W);
-                assert!(a.iter().any(|&m| m != 0 && m != full), "not vacuous");
+                let mixed = if W == 1 {
+                    a.contains(&0) && a.contains(&1)
+                } else {
+                    a.iter().any(|&m| m != 0 && m != full)
+                };
+                assert!(mixed, "not vacuous");
             }
         }
     }
@@ -437,8 +611,30 @@ mod tests {
     #[test]
     fn the_avx512_kernel_matches_the_portable_one() {
         for seed in [1, 2, 3] {
-            kernel_agrees::<16>(seed);
-            kernel_agrees::<64>(seed + 10);
+            kernel_agrees::<16>(seed, 37, 50);
+            kernel_agrees::<64>(seed + 10, 37, 50);
         }
+    }
+
+    #[test]
+    fn the_one_chain_kernel_matches_the_portable_one() {
+        // One window, a partial last bitmap byte, several windows, the most windows.
+        for (seed, len, n_tails) in [
+            (1, 37, 50),
+            (2, 100, 1021),
+            (3, 203, 1025),
+            (4, 300, 5000),
+            (5, 90, 8192),
+        ] {
+            kernel_agrees::<1>(seed, len, n_tails);
+        }
+    }
+
+    #[test]
+    fn larger_one_chain_tiles_are_handed_back() {
+        let fb = spread_block(6, 40, 8193);
+        assert!(!super::supports::<1>(&fb, 8193));
+        assert!(super::supports::<1>(&fb, 8192));
+        assert!(super::supports::<16>(&fb, 8193));
     }
 }

@@ -71,6 +71,9 @@ mod avx512;
 mod kernel;
 mod plan;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{PoisonError, RwLock};
+
 use rayon::prelude::*;
 
 pub(crate) use plan::FusedPlan;
@@ -125,6 +128,11 @@ const WORD_STREAM: u64 = 0x6165_7331_3238;
 /// Smallest block update (nodes × lanes) split over threads: below it, waking the other
 /// threads costs more than the work (a Pegasus(14) block of ~1,000 nodes in one chain).
 const SPLIT_MIN_FLIPS: usize = 1 << 15;
+
+/// Fewest flips of a node-parallel [`Engine::run_sweeps`] call that starts a team of
+/// threads for it (`Engine::run_sweeps_team`): starting the threads costs some tens of
+/// microseconds.
+const TEAM_MIN_FLIPS: u64 = 1 << 20;
 
 /// Dispatch on the lane count with `W` a constant.
 macro_rules! with_lanes {
@@ -325,6 +333,17 @@ impl<'p> Engine<'p> {
     /// Run `n` whole sweeps, numbered from `first`, when every free block is fused.
     pub(crate) fn run_sweeps(&mut self, order: &[Vec<usize>], first: u64, n: u64) {
         if !self.par_scratch.is_empty() {
+            let per_sweep: usize = order
+                .iter()
+                .flatten()
+                .filter_map(|&b| self.plan.blocks[b].as_ref())
+                .map(|fb| fb.len * self.lanes)
+                .sum();
+            let flips = n.saturating_mul(per_sweep as u64);
+            if flips >= TEAM_MIN_FLIPS {
+                self.run_sweeps_team(order, first, n);
+                return;
+            }
             for s in first..first + n {
                 for blocks in order {
                     self.update_blocks(blocks, s);
@@ -343,6 +362,170 @@ impl<'p> Engine<'p> {
             }
         });
         self.dirty = true;
+    }
+}
+
+impl Engine<'_> {
+    /// [`Engine::run_sweeps`] with the nodes of every block split over a team of threads
+    /// that stays together for all `n` sweeps (fewer tiles than threads).
+    ///
+    /// Waking the thread pool for each block update costs more than the update itself
+    /// when a block is a thousand nodes of one chain, so the team's threads instead meet
+    /// at a spinning [`Barrier`] after each block. Worker `t` keeps its own copy of the
+    /// tiles' states, updates its share of the block's positions into its output buffer,
+    /// and after the barrier copies every worker's share into its copy, so the copies stay
+    /// equal. The output buffers alternate between two sets, so that a worker writing the
+    /// next block's share never overwrites one that another worker is still copying:
+    /// writing set `b mod 2` again needs the barrier after block `b + 1`, which every
+    /// worker reaches only after it has copied block `b`. The draws are those of
+    /// [`Engine::update_blocks`], whatever the team size.
+    fn run_sweeps_team(&mut self, order: &[Vec<usize>], first: u64, n: u64) {
+        let (plan, key, lanes) = (self.plan, &self.key, self.lanes);
+        let threads = self.par_scratch.len();
+        let n_tiles = self.tiles.len();
+        let chain0: Vec<u32> = self.tiles.iter().map(|t| t.chain0).collect();
+        let states: Vec<TileStates> = self
+            .tiles
+            .iter()
+            .map(|t| (t.bits.clone(), t.cats.clone()))
+            .collect();
+        // outs[set][worker][tile]: a worker's share of the last block, at its positions.
+        let outs: [Vec<RwLock<Vec<TileStates>>>; 2] = std::array::from_fn(|_| {
+            (0..threads)
+                .map(|_| {
+                    RwLock::new(vec![
+                        (vec![0; plan.max_len], vec![0; plan.max_len * lanes]);
+                        n_tiles
+                    ])
+                })
+                .collect()
+        });
+        let barrier = Barrier::new(threads);
+        let fused: Vec<&FusedBlock> = order
+            .iter()
+            .flatten()
+            .filter_map(|&b| plan.blocks[b].as_ref())
+            .collect();
+        // The share of worker `t` among the positions of a block of `len`.
+        let share = |len: usize, t: usize| {
+            let part = len
+                .div_ceil(threads)
+                .next_multiple_of(kernel::CHUNK)
+                .max(kernel::CHUNK);
+            (t * part).min(len)..((t + 1) * part).min(len)
+        };
+        let work = |t: usize, scratch: &mut Scratch, mut states: Vec<TileStates>| {
+            let mut set = 0;
+            for s in first..first + n {
+                for &fb in &fused {
+                    let mine = share(fb.len, t);
+                    {
+                        let mut out = outs[set][t].write().unwrap_or_else(PoisonError::into_inner);
+                        for (i, ((bits, cats), (ob, oc))) in
+                            states.iter().zip(out.iter_mut()).enumerate()
+                        {
+                            let cats_out: &mut [u8] = match fb.head {
+                                Head::Spin => &mut [],
+                                Head::Cat(_) => &mut oc[mine.start * lanes..mine.end * lanes],
+                            };
+                            let bits_out: &mut [u64] = match fb.head {
+                                Head::Spin => &mut ob[mine.clone()],
+                                Head::Cat(_) => &mut [],
+                            };
+                            with_lanes!(lanes, W => update_nodes::<W>(
+                                fb,
+                                draw(key, fb, s, chain0[i]),
+                                mine.clone(),
+                                TileState { bits, cats },
+                                Out { bits: bits_out, cats: cats_out },
+                                scratch,
+                            ));
+                        }
+                    }
+                    barrier.wait();
+                    for (u, out) in outs[set].iter().enumerate() {
+                        let theirs = share(fb.len, u);
+                        let out = out.read().unwrap_or_else(PoisonError::into_inner);
+                        for ((bits, cats), (ob, oc)) in states.iter_mut().zip(out.iter()) {
+                            match fb.head {
+                                Head::Spin => bits[fb.start + theirs.start..fb.start + theirs.end]
+                                    .copy_from_slice(&ob[theirs.clone()]),
+                                Head::Cat(_) => cats[(fb.start + theirs.start) * lanes
+                                    ..(fb.start + theirs.end) * lanes]
+                                    .copy_from_slice(&oc[theirs.start * lanes..theirs.end * lanes]),
+                            }
+                        }
+                    }
+                    set ^= 1;
+                }
+            }
+            states
+        };
+        let (first_scratch, rest) = self
+            .par_scratch
+            .split_first_mut()
+            .expect("a team of at least one");
+        let states = std::thread::scope(|scope| {
+            for (t, scratch) in rest.iter_mut().enumerate() {
+                let states = states.clone();
+                let work = &work;
+                scope.spawn(move || work(t + 1, scratch, states));
+            }
+            work(0, first_scratch, states)
+        });
+        for (tile, (bits, cats)) in self.tiles.iter_mut().zip(states) {
+            tile.bits = bits;
+            tile.cats = cats;
+        }
+        self.dirty = true;
+    }
+}
+
+/// A tile's spins (lane masks) and categoricals (`W` bytes per node), or a buffer of
+/// block outputs in the same layout.
+type TileStates = (Vec<u64>, Vec<u8>);
+
+/// A barrier for a team of threads that meets thousands of times a second: waiting
+/// threads spin (then yield, should the team outnumber the free CPUs) instead of
+/// sleeping, since waking a sleeping thread costs more than a block update.
+#[derive(Debug)]
+struct Barrier {
+    n: usize,
+    arrived: AtomicUsize,
+    generation: AtomicUsize,
+}
+
+impl Barrier {
+    fn new(n: usize) -> Barrier {
+        Barrier {
+            n,
+            arrived: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+        }
+    }
+
+    /// Return once all `n` threads have called `wait` (for this generation).
+    fn wait(&self) {
+        /// Spins before each wait yields the CPU.
+        const SPINS: u32 = 1 << 12;
+        let generation = self.generation.load(Ordering::Acquire);
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.n {
+            // The last to arrive: reset the count before releasing the others, who
+            // see the reset once they see the new generation.
+            self.arrived.store(0, Ordering::Relaxed);
+            self.generation
+                .store(generation.wrapping_add(1), Ordering::Release);
+            return;
+        }
+        let mut spins = 0u32;
+        while self.generation.load(Ordering::Acquire) == generation {
+            if spins < SPINS {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
     }
 }
 

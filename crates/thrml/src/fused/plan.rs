@@ -81,6 +81,16 @@ pub(crate) struct Terms {
     pub ell_off: Vec<u32>,
     pub ell_idx: Vec<[u32; NODE_LANES]>,
     pub ell_w2: Vec<[f32; NODE_LANES]>,
+    /// The same rows' neighbours as bit positions in a packed bitmap of the spins (byte
+    /// `i / 8`, bit `i mod 8` for node `i`), four rows of a group to a 64-lane chunk
+    /// (AVX-512 byte lookups): lane `16r + l` of a chunk is row `r` of the chunk, lane
+    /// `l`. Group `g` has chunks `ell4_off[g]..ell4_off[g + 1]`; the rows after a group's
+    /// last have bit 0. Per lane: the low byte of the bitmap byte index `i / 8`, the
+    /// 128-byte window `i / 1024` (saturated at 255) and the bit `1 << (i mod 8)`.
+    pub ell4_off: Vec<u32>,
+    pub ell4_byte: Vec<[u8; 4 * NODE_LANES]>,
+    pub ell4_win: Vec<[u8; 4 * NODE_LANES]>,
+    pub ell4_bit: Vec<[u8; 4 * NODE_LANES]>,
     /// Everything else.
     pub gen_off: Vec<u32>,
     pub general: Vec<GenTerm>,
@@ -414,6 +424,27 @@ impl Terms {
                 t.ell_w2.push(w2);
             }
             t.ell_off.push(to_u32(t.ell_idx.len()));
+        }
+        t.ell4_off.push(0);
+        for g in 0..t.ell_off.len() - 1 {
+            let rows = t.ell_off[g] as usize..t.ell_off[g + 1] as usize;
+            for r0 in rows.clone().step_by(4) {
+                let mut byte = [0u8; 4 * NODE_LANES];
+                let mut win = [0u8; 4 * NODE_LANES];
+                let mut bit = [0u8; 4 * NODE_LANES];
+                for r in r0..(r0 + 4).min(rows.end) {
+                    for (l, &i) in t.ell_idx[r].iter().enumerate() {
+                        let lane = 16 * (r - r0) + l;
+                        byte[lane] = (i / 8) as u8;
+                        win[lane] = u8::try_from(i / 1024).unwrap_or(u8::MAX);
+                        bit[lane] = 1 << (i % 8);
+                    }
+                }
+                t.ell4_byte.push(byte);
+                t.ell4_win.push(win);
+                t.ell4_bit.push(bit);
+            }
+            t.ell4_off.push(to_u32(t.ell4_byte.len()));
         }
     }
 }

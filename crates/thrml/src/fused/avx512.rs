@@ -276,15 +276,27 @@ fn spin_nodes<const W: usize>(job: Job<'_>) {
     // The masks as 16-bit quarters (little-endian: chains c0 .. c0 + 16 first), each one
     // a mask register.
     let quarters: &[u16] = bytemuck::cast_slice(state.bits);
+    let group_words = |g: usize, quad: usize| {
+        let c0 = draw.chain0.wrapping_add(16 * g as u32);
+        chain_words(&rk, c0, quad as u32, hi)
+    };
+    let mut words = [[_mm512_setzero_si512(); 4]; MAX_GROUPS];
+    for (g, w) in words.iter_mut().enumerate().take(groups) {
+        *w = group_words(g, nodes.start / 4);
+    }
     let mut j = nodes.start;
     while j < nodes.end {
-        let mut words = [[_mm512_setzero_si512(); 4]; MAX_GROUPS];
-        for (g, w) in words.iter_mut().enumerate().take(groups) {
-            let c0 = draw.chain0.wrapping_add(16 * g as u32);
-            *w = chain_words(&rk, c0, (j / 4) as u32, hi);
-        }
         let quad_end = (j / 4 * 4 + 4).min(nodes.end);
+        // The next quad's words, one group per node of this quad (the rest after it), so
+        // that the AES rounds spread over the quad and overlap its couplings.
+        let mut next = [[_mm512_setzero_si512(); 4]; MAX_GROUPS];
+        let more = quad_end < nodes.end;
+        let mut done = 0;
         for jj in j..quad_end {
+            if more && done < groups {
+                next[done] = group_words(done, quad_end / 4);
+                done += 1;
+            }
             let e = t.spin_off[jj] as usize..t.spin_off[jj + 1] as usize;
             let mut acc = [splat(t.bias[jj]); MAX_GROUPS];
             for (&i, &w2) in t.spin_idx[e.clone()].iter().zip(&t.spin_w2[e]) {
@@ -296,6 +308,12 @@ fn spin_nodes<const W: usize>(job: Job<'_>) {
             }
             out.bits[jj - nodes.start] = mask;
         }
+        if more {
+            for (g, w) in next.iter_mut().enumerate().take(groups).skip(done) {
+                *w = group_words(g, quad_end / 4);
+            }
+        }
+        words = next;
         j = quad_end;
     }
 }

@@ -85,6 +85,9 @@ pub(crate) fn update_nodes<const W: usize>(
         let Err(job) = super::avx512::try_update::<W>(fb, job) else {
             return;
         };
+        let Err(job) = super::avx512_cat::try_update::<W>(fb, job) else {
+            return;
+        };
         if super::avx2::try_update::<W>(fb, job) {
             return;
         }

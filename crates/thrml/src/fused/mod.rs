@@ -68,6 +68,8 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod avx512_cat;
 mod kernel;
 mod plan;
 

@@ -99,7 +99,7 @@ fn run<A>(f: unsafe fn(A), args: A) {
 /// Sixteen lanes of `x`.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn splat(x: f32) -> __m512 {
+pub(super) fn splat(x: f32) -> __m512 {
     _mm512_set1_ps(x)
 }
 
@@ -107,7 +107,7 @@ fn splat(x: f32) -> __m512 {
 /// for operation.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn exp2_fma16(x: __m512) -> __m512 {
+pub(super) fn exp2_fma16(x: __m512) -> __m512 {
     let shifted = _mm512_add_ps(x, splat(ROUNDER));
     let n = _mm512_sub_ps(shifted, splat(ROUNDER));
     let f = _mm512_sub_ps(x, n);
@@ -137,7 +137,7 @@ fn spin_up16(gamma: __m512, words: __m512i) -> u16 {
 /// The 11 AES-128 round keys of `key`, each in the four 128-bit lanes of a `zmm`.
 #[inline]
 #[target_feature(enable = "avx512f,avx2,aes")]
-fn round_keys(key: [u8; 16]) -> [__m512i; 11] {
+pub(super) fn round_keys(key: [u8; 16]) -> [__m512i; 11] {
     round_keys128(key).map(|k| _mm512_broadcast_i32x4(k))
 }
 
@@ -194,7 +194,7 @@ fn node_words(rk: &[__m512i; 11], chain: u32, quad: u32, hi: [u32; 2]) -> __m512
 /// the word of node `4 · quad + w` in chain `c0 + l`.
 #[inline]
 #[target_feature(enable = "avx512f,vaes")]
-fn chain_words(rk: &[__m512i; 11], c0: u32, quad: u32, hi: [u32; 2]) -> [__m512i; 4] {
+pub(super) fn chain_words(rk: &[__m512i; 11], c0: u32, quad: u32, hi: [u32; 2]) -> [__m512i; 4] {
     let [h0, h1] = hi.map(|h| h as i32);
     let q = quad as i32;
     let c = |d: u32| c0.wrapping_add(d) as i32;

@@ -59,8 +59,10 @@ pub(crate) struct Draw<'a> {
 ///
 /// Blocks with pairwise terms only (spins in any tile; categoricals of up to 8 categories
 /// over tails of up to 8, in tiles of 16 or 64 chains) run on the AVX2 kernels where the
-/// CPU has AVX2, FMA and AES (`avx2::supports`), pairwise spin blocks of 16 or 64 chains
-/// on the AVX-512 kernel where the CPU has AVX-512 and VAES (`avx512::supports`);
+/// CPU has AVX2, FMA and AES (`avx2::supports`); where the CPU has AVX-512 and VAES,
+/// pairwise spin blocks on the AVX-512 kernels (`avx512::supports`) and pairwise
+/// categorical blocks of up to 16 categories over tails of up to 16, in tiles of 16 or 64
+/// chains, on the AVX-512 categorical kernel (`avx512_cat::supports`) instead;
 /// everything else on the portable kernel. All give the same bits.
 pub(crate) fn update_nodes<const W: usize>(
     fb: &FusedBlock,
@@ -83,6 +85,9 @@ pub(crate) fn update_nodes<const W: usize>(
             },
         };
         let Err(job) = super::avx512::try_update::<W>(fb, job) else {
+            return;
+        };
+        let Err(job) = super::avx512_cat::try_update::<W>(fb, job) else {
             return;
         };
         if super::avx2::try_update::<W>(fb, job) {

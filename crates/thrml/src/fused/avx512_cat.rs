@@ -1,0 +1,510 @@
+//! The pairwise categorical kernel written out in AVX-512 and VAES instructions (x86-64).
+//!
+//! A categorical head of `K ≤ 16` categories whose terms are all pairwise categorical
+//! tables over tails of `K' ≤ 16` categories, per 16 chains (one `zmm` register per
+//! category):
+//!
+//! ```text
+//! lookup j → i:     θ_c += permute(W_e[c, ·], x_j)       1 + 2K instructions per tail
+//!                   (x_j: the tail's 16 state bytes, zero-extended to 32 bits)
+//! weights:          w_c = 2^{(θ_c − max) · log₂e}       13 per category
+//! sums:             S_c = w_0 + … + w_c in two zmm of f64, kept for the draw
+//! draw:             x = #{c < K − 1 : S_c ≤ u · S_{K−1}}, compares into masks
+//! random words:     AES-128 of 16 counters, as in the spin kernel (`avx512.rs`)
+//! ```
+//!
+//! Every operation is the portable `softmax_lanes` operation of the same IEEE kind on the
+//! same operands, in the same order, so the output is the portable kernel's, bit for bit.
+//! Three differences of form only, each exact:
+//!
+//! * The lookups add `W_e[c, x]` in every lane, where the portable kernel adds `W_e[c, v]`
+//!   or `+0` for each `v` with a non-zero weight; they differ only in the sign of a zero
+//!   logit, and the draw does not see it (`±0 == ±0` in the maximum and in `θ == max`,
+//!   and `±0 − m = −m` otherwise), as in the AVX2 kernel.
+//! * `exp2_nonpos` clamps `y = d · log₂e` into `[EXP2_CUTOFF, 0]` before `exp2_fma`, and
+//!   zeroes the result below the cut-off and for NaN. Here `d = θ − max ≤ 0` or NaN (the
+//!   maximum ignores NaN; `θ == max` gives `d = +0`), so `y ≤ 0` and the clamp changes
+//!   only arguments whose result is then zeroed: it is left out and the zeroing kept.
+//! * The draw compares the prefix sums `S_c` against `u · S_{K−1}`; the portable kernel
+//!   adds the weights a second time, in the same order from the same zero, which gives
+//!   the same `S_c`, so here the sums of the first pass are kept instead.
+//!
+//! Sums in `f32`, or in fixed point, would not do: the weights lie in `[2⁻¹²⁴, 1]` (or
+//! are 0), so a sum of a few of them in `f64` already rounds, and any other order or
+//! precision rounds differently. The `f64` sums cost two conversions and two adds per
+//! category per 16 chains.
+//!
+//! `the_avx512_categorical_kernel_matches_the_portable_one` checks the output against the
+//! portable kernel's.
+
+use std::arch::x86_64::*;
+
+use super::avx2::Job;
+use super::avx512::{chain_words, detected, exp2_fma16, round_keys, splat};
+use super::plan::{FusedBlock, Head, NODE_LANES};
+use crate::kernels::math::{EXP2_CUTOFF, LOG2_E};
+
+/// Categories of the head (`K` logits per 16 chains stay in registers) and of its tails
+/// (a table row is one `zmm` register, looked up by a 16-lane permutation).
+const MAX_K: usize = NODE_LANES;
+
+/// Groups of 16 chains whose draws one pass interleaves, so that their long dependency
+/// chains (maximum, weights, sums) overlap: 2 in tiles of 64 chains, 1 in tiles of 16.
+const MAX_GROUPS: usize = 2;
+
+/// Whether block `fb` in tiles of `W` chains runs here: categorical blocks of at most
+/// [`MAX_K`] categories with pairwise categorical terms only, over tails of at most
+/// [`MAX_K`] categories, in tiles of 16 or 64 chains.
+pub(super) fn supports<const W: usize>(fb: &FusedBlock) -> bool {
+    let t = &fb.terms;
+    matches!(fb.head, Head::Cat(k) if k <= MAX_K)
+        && (W == 16 || W == 64)
+        && t.general.is_empty()
+        && t.cat_tail_max <= MAX_K
+        && t.cat_row_off.len() == t.cat_idx.len()
+}
+
+/// Run `job` for block `fb` on this kernel if the block is [`supports`]ed and the CPU
+/// has the features ([`detected`]); otherwise hand the job back untouched.
+pub(super) fn try_update<'a, const W: usize>(fb: &FusedBlock, job: Job<'a>) -> Result<(), Job<'a>> {
+    if !supports::<W>(fb) || !detected() {
+        return Err(job);
+    }
+    macro_rules! dispatch {
+        ($($k:literal)*) => {
+            match fb.head {
+                $(Head::Cat($k) => run(cat_nodes::<W, $k>, job),)*
+                _ => unreachable!("checked by `supports`"),
+            }
+        };
+    }
+    dispatch!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+    Ok(())
+}
+
+/// Call [`cat_nodes`], which [`detected`] said this CPU can run.
+#[allow(unsafe_code)]
+fn run<A>(f: unsafe fn(A), args: A) {
+    // SAFETY: `f` is a safe function apart from its `#[target_feature]`s, and the CPU has
+    // them (checked by the caller with `detected`).
+    unsafe { f(args) }
+}
+
+/// 16 state bytes zero-extended to the 16 `i32` lanes of a permutation index.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn bytes16(b: &[u8]) -> __m512i {
+    let b: [u8; 16] = b[..16].try_into().expect("16 bytes");
+    _mm512_cvtepu8_epi32(bytemuck::cast(b))
+}
+
+/// The portable `exp2_nonpos(y)` in 16 lanes for `y ≤ 0` or NaN (see the module docs:
+/// the clamp is the identity where the result is not zeroed).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn exp2_nonpos16(y: __m512) -> __m512 {
+    let in_range = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(y, splat(EXP2_CUTOFF));
+    _mm512_maskz_mov_ps(in_range, exp2_fma16(y))
+}
+
+/// The two 8-lane `f64` halves of 16 `f32` lanes.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn widen(x: __m512) -> [__m512d; 2] {
+    [
+        _mm512_cvtps_pd(_mm512_castps512_ps256(x)),
+        _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+            _mm512_castps_pd(x),
+        ))),
+    ]
+}
+
+/// `sample_softmax(θ_l, w_l)` in the 16 lanes of each of `G` groups (`theta[g][c]`
+/// holds category `c` of group `g`), as the 16 bytes of each group: the portable
+/// `softmax_lanes`, operation for operation (see the module docs). The groups'
+/// operations interleave.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+// Category-outer, group-inner loops are the point: they interleave the groups.
+#[allow(clippy::needless_range_loop)]
+fn softmax16<const K: usize, const G: usize>(
+    theta: &[[__m512; K]; G],
+    words: &[__m512i; G],
+) -> [[u8; 16]; G] {
+    let mut max = [splat(f32::NEG_INFINITY); G];
+    for c in 0..K {
+        for (m, th) in max.iter_mut().zip(theta) {
+            // `t > max ? t : max`, NaN ignored.
+            *m = _mm512_max_ps(th[c], *m);
+        }
+    }
+    // sums[g][c]: the prefix sum S_c of group g, in two halves of 8 chains.
+    let mut sums = [[[_mm512_setzero_pd(); 2]; K]; G];
+    for c in 0..K {
+        for g in 0..G {
+            // `θ == max ? +0 : θ − max` (equal infinities give 0, NaN gives NaN).
+            let th = theta[g][c];
+            let differ = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(th, max[g]);
+            let d = _mm512_maskz_sub_ps(differ, th, max[g]);
+            let [lo, hi] = widen(exp2_nonpos16(_mm512_mul_ps(d, splat(LOG2_E))));
+            sums[g][c] = if c == 0 {
+                // `0 + w = w` for the weights (`+0` or positive).
+                [lo, hi]
+            } else {
+                [
+                    _mm512_add_pd(sums[g][c - 1][0], lo),
+                    _mm512_add_pd(sums[g][c - 1][1], hi),
+                ]
+            };
+        }
+    }
+    // `u01_f64(w) · total`: `w` converts exactly, and the scaling by 2⁻³² is exact.
+    let scale = _mm512_set1_pd(1.0 / 4_294_967_296.0);
+    let target: [[__m512d; 2]; G] = std::array::from_fn(|g| {
+        let w = words[g];
+        let lo = _mm512_cvtepu32_pd(_mm512_castsi512_si256(w));
+        let hi = _mm512_cvtepu32_pd(_mm512_extracti64x4_epi64::<1>(w));
+        [
+            _mm512_mul_pd(_mm512_mul_pd(lo, scale), sums[g][K - 1][0]),
+            _mm512_mul_pd(_mm512_mul_pd(hi, scale), sums[g][K - 1][1]),
+        ]
+    });
+    let one = _mm512_set1_epi32(1);
+    let mut count = [_mm512_setzero_si512(); G];
+    for c in 0..K - 1 {
+        for g in 0..G {
+            let lo = _mm512_cmp_pd_mask::<_CMP_LE_OQ>(sums[g][c][0], target[g][0]);
+            let hi = _mm512_cmp_pd_mask::<_CMP_LE_OQ>(sums[g][c][1], target[g][1]);
+            let below = _mm512_kunpackb(u16::from(hi), u16::from(lo));
+            count[g] = _mm512_mask_add_epi32(count[g], below, count[g], one);
+        }
+    }
+    std::array::from_fn(|g| {
+        let all_neg_inf = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(max[g], splat(f32::NEG_INFINITY));
+        if all_neg_inf != 0 {
+            // The portable `uniform_category`: ⌊w · K / 2³²⌋.
+            let w: [u32; 16] = bytemuck::cast(words[g]);
+            let uniform: [u32; 16] = w.map(|w| ((u64::from(w) * K as u64) >> 32) as u32);
+            count[g] = _mm512_mask_mov_epi32(count[g], all_neg_inf, bytemuck::cast(uniform));
+        }
+        bytemuck::cast(_mm512_cvtepi32_epi8(count[g]))
+    })
+}
+
+/// New states of positions `nodes` of a categorical block of `K ≤ MAX_K` categories with
+/// pairwise categorical terms only: `W` bytes per position in `out.cats`, exactly as the
+/// portable kernel computes them.
+///
+/// Per node quad and pair of 16-chain groups, the AES words of the 4 nodes are drawn
+/// once (4 blocks per register), then each node's logits start at its bias and add one
+/// table-row permutation per category and tail.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,vaes,avx2,fma,aes")]
+fn cat_nodes<const W: usize, const K: usize>(job: Job<'_>) {
+    assert!(W == 16 || W == 64, "tiles of 16 or 64 chains");
+    let groups = W / 16;
+    let Job {
+        terms: t,
+        draw,
+        nodes,
+        state,
+        out,
+    } = job;
+    let rk = round_keys(draw.key.bytes());
+    let hi = draw.update.counter_hi();
+    let mut j = nodes.start;
+    while j < nodes.end {
+        let quad = (j / 4) as u32;
+        let quad_end = (j / 4 * 4 + 4).min(nodes.end);
+        for g0 in (0..groups).step_by(MAX_GROUPS) {
+            if groups - g0 >= 2 {
+                quad_groups::<W, K, 2>(
+                    t,
+                    state,
+                    &rk,
+                    hi,
+                    draw.chain0,
+                    quad,
+                    g0,
+                    j..quad_end,
+                    &mut *out.cats,
+                    nodes.start,
+                );
+            } else {
+                quad_groups::<W, K, 1>(
+                    t,
+                    state,
+                    &rk,
+                    hi,
+                    draw.chain0,
+                    quad,
+                    g0,
+                    j..quad_end,
+                    &mut *out.cats,
+                    nodes.start,
+                );
+            }
+        }
+        j = quad_end;
+    }
+}
+
+/// Positions `js` (within node quad `quad`) of [`cat_nodes`] in the `G` groups of 16
+/// chains from group `g0`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,vaes,avx2,fma,aes")]
+#[allow(clippy::too_many_arguments)]
+fn quad_groups<const W: usize, const K: usize, const G: usize>(
+    t: &super::plan::Terms,
+    state: super::kernel::TileState<'_>,
+    rk: &[__m512i; 11],
+    hi: [u32; 2],
+    chain0: u32,
+    quad: u32,
+    g0: usize,
+    js: std::ops::Range<usize>,
+    out: &mut [u8],
+    first: usize,
+) {
+    let words: [[__m512i; 4]; G] = std::array::from_fn(|h| {
+        chain_words(rk, chain0.wrapping_add(16 * (g0 + h) as u32), quad, hi)
+    });
+    for j in js {
+        let mut theta: [[__m512; K]; G] = [std::array::from_fn(|c| splat(t.bias[j * K + c])); G];
+        let (e0, e1) = (t.cat_off[j] as usize, t.cat_off[j + 1] as usize);
+        for e in e0..e1 {
+            // θ_c[l] += W_e[c, x_l]: a lookup by permutation in each row.
+            let node = t.cat_idx[e] as usize;
+            let rows = &t.cat_rows[t.cat_row_off[e] as usize..][..K];
+            for (h, th) in theta.iter_mut().enumerate() {
+                let x = bytes16(&state.cats[node * W + 16 * (g0 + h)..]);
+                for (th, row) in th.iter_mut().zip(rows) {
+                    let v = _mm512_permutexvar_ps(x, bytemuck::cast(*row));
+                    *th = _mm512_add_ps(*th, v);
+                }
+            }
+        }
+        let w: [__m512i; G] = std::array::from_fn(|h| words[h][j % 4]);
+        let drawn = softmax16::<K, G>(&theta, &w);
+        let o = (j - first) * W + 16 * g0;
+        for (h, d) in drawn.iter().enumerate() {
+            out[o + 16 * h..o + 16 * h + 16].copy_from_slice(d);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_K, detected, supports, try_update};
+    use crate::fused::avx2::Job;
+    use crate::fused::avx2::tests::random_block;
+    use crate::fused::kernel::{Draw, Out, Scratch, TileState, update_nodes_portable};
+    use crate::fused::plan::{FusedBlock, GenTerm, Head, Terms};
+    use crate::kernels::aes::{BlockUpdate, WordKey};
+    use crate::rng::Key;
+    use rand::rand_core::Rng;
+
+    /// Categories of tail node `node` in [`wide_block`]: 1 to 16.
+    fn wide_tail_k(node: usize) -> usize {
+        1 + (node * 7) % MAX_K
+    }
+
+    /// Categories of tail node `node` in `random_block`: 2 to 8.
+    fn narrow_tail_k(node: usize) -> usize {
+        2 + node % 7
+    }
+
+    /// A random categorical block of `len` positions and `k` categories over `n_tails`
+    /// tail nodes of 1–16 categories ([`wide_tail_k`]), with logits of size up to
+    /// `scale`: zero table entries, `−∞` entries, positions whose biases are all `−∞`
+    /// (with and without tails), and a position without tails.
+    fn wide_block(seed: u64, len: usize, n_tails: usize, k: usize, scale: f32) -> FusedBlock {
+        let mut rng = Key::new(seed).chain_rngs(1).remove(0);
+        let mut uniform = |s: f32| (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * 2.0 * s;
+        let mut t = Terms {
+            gen_off: vec![0; len + 1],
+            ..Terms::default()
+        };
+        t.cat_off.push(0);
+        for j in 0..len {
+            for c in 0..k {
+                let b = match j % 9 {
+                    4 | 7 => f32::NEG_INFINITY,
+                    5 if c % 2 == 1 => f32::NEG_INFINITY,
+                    _ => uniform(scale),
+                };
+                t.bias.push(b);
+            }
+            let n_edges = if j % 9 == 4 { 0 } else { (j * 5) % 7 };
+            for e in 0..n_edges {
+                let node = (j * 13 + e * 7) % n_tails;
+                let kp = wide_tail_k(node);
+                t.cat_idx.push(node as u32);
+                t.cat_k.push(kp as u32);
+                t.cat_tail_max = t.cat_tail_max.max(kp);
+                t.cat_tab_off.push(t.cat_tab.len() as u32);
+                t.cat_row_off.push(t.cat_rows.len() as u32);
+                for c in 0..k {
+                    let mut row = [0.0; 16];
+                    for (v, x) in row.iter_mut().enumerate().take(kp) {
+                        *x = match (c + 2 * v + e) % 11 {
+                            0 | 5 => 0.0,
+                            3 if j % 4 == 1 => f32::NEG_INFINITY,
+                            7 => -0.0,
+                            _ => uniform(scale),
+                        };
+                        t.cat_tab.push(*x);
+                    }
+                    t.cat_rows.push(row);
+                }
+            }
+            t.cat_off.push(t.cat_idx.len() as u32);
+        }
+        FusedBlock {
+            block: 5,
+            head: Head::Cat(k),
+            start: 0,
+            len,
+            terms: t,
+        }
+    }
+
+    /// The kernel's output against the portable kernel's for positions `nodes` of `fb`
+    /// in tiles of `W` chains, states of tail node `n` drawn from `0..tail_k(n)`; `None`
+    /// where the CPU lacks the features.
+    fn kernel_agrees<const W: usize>(
+        fb: &FusedBlock,
+        n_tails: usize,
+        tail_k: fn(usize) -> usize,
+        seed: u64,
+    ) -> Option<()> {
+        let Head::Cat(k) = fb.head else {
+            unreachable!("a categorical block")
+        };
+        let mut rng = Key::new(seed).chain_rngs(1).remove(0);
+        let cats: Vec<u8> = (0..n_tails * W)
+            .map(|x| (rng.next_u32() % tail_k(x / W) as u32) as u8)
+            .collect();
+        let state = TileState {
+            bits: &[],
+            cats: &cats,
+        };
+        let key = WordKey::from_seed(seed);
+        let len = fb.len;
+        // Whole blocks, and ranges that start and end inside a node quad.
+        for (chain0, nodes) in [
+            (0, 0..len),
+            (48, 3..len - 2),
+            (1000, 5..6),
+            (1 << 20, 1..len - 1),
+            (7, 6..11),
+        ] {
+            let draw = Draw {
+                key: &key,
+                update: BlockUpdate::new(9, 3),
+                chain0,
+            };
+            let n = nodes.len();
+            let (mut a, mut b) = (vec![0u8; n * W], vec![0u8; n * W]);
+            let mut scratch = Scratch::new(W, k);
+            update_nodes_portable::<W>(
+                fb,
+                draw,
+                nodes.clone(),
+                state,
+                Out {
+                    bits: &mut [],
+                    cats: &mut a,
+                },
+                &mut scratch,
+            );
+            let job = Job {
+                terms: &fb.terms,
+                draw,
+                nodes: nodes.clone(),
+                state,
+                out: Out {
+                    bits: &mut [],
+                    cats: &mut b,
+                },
+            };
+            assert!(supports::<W>(fb), "k = {k}, W = {W}");
+            if try_update::<W>(fb, job).is_err() {
+                assert!(!detected(), "a supported block handed back");
+                return None;
+            }
+            assert_eq!(a, b, "k = {k}, W = {W}, nodes {nodes:?}");
+            assert!(
+                b.iter().all(|&x| usize::from(x) < k),
+                "categories below {k}"
+            );
+            if n > 10 && k > 1 {
+                let distinct = b.iter().collect::<std::collections::HashSet<_>>().len();
+                assert!(distinct >= 2, "not vacuous");
+            }
+        }
+        Some(())
+    }
+
+    #[test]
+    fn the_avx512_categorical_kernel_matches_the_portable_one() {
+        // The AVX2 kernel's blocks (tails of 2–8 categories), every k up to 8.
+        for k in 1..=8 {
+            let fb = random_block(40 + k as u64, 37, 50, Some(k));
+            kernel_agrees::<16>(&fb, 50, narrow_tail_k, k as u64);
+            kernel_agrees::<64>(&fb, 50, narrow_tail_k, 100 + k as u64);
+        }
+        // Up to 16 categories over tails of up to 16, with moderate and extreme logits.
+        for k in 1..=MAX_K {
+            for (i, scale) in [3.0f32, 60.0, 1e4].into_iter().enumerate() {
+                let seed = 1000 + 10 * k as u64 + i as u64;
+                let fb = wide_block(seed, 45, 61, k, scale);
+                assert_eq!(fb.terms.cat_tail_max, MAX_K);
+                kernel_agrees::<16>(&fb, 61, wide_tail_k, seed);
+                kernel_agrees::<64>(&fb, 61, wide_tail_k, seed + 5);
+            }
+        }
+    }
+
+    #[test]
+    fn other_blocks_are_handed_back() {
+        let fb = wide_block(1, 20, 30, 16, 1.0);
+        assert!(supports::<16>(&fb) && supports::<64>(&fb));
+        assert!(!supports::<1>(&fb), "one-chain tiles");
+        let wide_head = wide_block(2, 20, 30, 17, 1.0);
+        assert!(!supports::<64>(&wide_head), "17 categories");
+        let mut wide_tail = wide_block(3, 20, 30, 4, 1.0);
+        wide_tail.terms.cat_tail_max = 17;
+        assert!(!supports::<64>(&wide_tail), "a tail of 17 categories");
+        let mut general = wide_block(4, 20, 30, 4, 1.0);
+        general.terms.general.push(GenTerm {
+            w_off: 0,
+            head_stride: 1,
+            spins: (0, 0),
+            cats: (0, 0),
+        });
+        assert!(!supports::<64>(&general), "general terms");
+        assert!(!supports::<64>(&random_block(5, 20, 30, None)), "spins");
+        let job_fb = general;
+        let mut out = vec![0u8; 20 * 64];
+        let key = WordKey::from_seed(1);
+        let job = Job {
+            terms: &job_fb.terms,
+            draw: Draw {
+                key: &key,
+                update: BlockUpdate::new(0, 5),
+                chain0: 0,
+            },
+            nodes: 0..20,
+            state: TileState {
+                bits: &[],
+                cats: &[0; 30 * 64],
+            },
+            out: Out {
+                bits: &mut [],
+                cats: &mut out,
+            },
+        };
+        assert!(try_update::<64>(&job_fb, job).is_err());
+        assert!(out.iter().all(|&x| x == 0), "nothing written");
+    }
+}

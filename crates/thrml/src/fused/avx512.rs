@@ -18,8 +18,9 @@
 //! `the_avx512_kernel_matches_the_portable_one` checks it, and the unit tests check the
 //! AES words and the decisions against their scalar definitions.
 //!
-//! Categorical blocks and one-chain tiles keep the AVX2 kernels, which AVX-512 CPUs also
-//! run.
+//! One-chain tiles run on `spin_nodes_one_chain`: 16 nodes per register, their
+//! neighbours' spins looked up in a bitmap of the tile with byte permutations (AVX-512
+//! VBMI). Categorical blocks run on `avx512_cat.rs`.
 
 use std::arch::x86_64::*;
 

@@ -29,8 +29,12 @@
 //! on the tile width, the SIMD level or the thread count, so results are bit-identical for
 //! any number of threads, any batch size (a chain run alone draws what it draws in a batch)
 //! and any SIMD level. Threads run over tiles when there are at least as many tiles as
-//! threads, and over the nodes of each block otherwise. With a single chain a tile is
-//! vectorised across the nodes of a block instead (ELL rows of neighbours).
+//! threads, and over the nodes of each block otherwise: for runs of at least 2²⁰ flips a
+//! team of threads stays together for all the sweeps and meets at a spinning barrier after
+//! each block (waking pool threads for every block of a thousand one-chain nodes would
+//! cost more than the block), for shorter runs the pool splits each block update. With a
+//! single chain a tile is vectorised across the nodes of a block instead (ELL rows of
+//! neighbours).
 //!
 //! # Instruction sets
 //!
@@ -53,8 +57,11 @@
 //! permutation by the tail's state bytes, the softmax weights and their `f64` prefix sums
 //! stay in registers for two groups of 16 chains at a time, and the draw counts compares
 //! into masks. Its operations are again the portable kernel's, so its output is too.
-//! Other categorical blocks keep the AVX2 kernel, and one-chain spin tiles the AVX-512
-//! one-chain kernel (`avx512.rs`).
+//! Other categorical blocks keep the AVX2 kernel. One-chain spin tiles of at most 8,192
+//! spins run on an AVX-512 one-chain kernel (`avx512.rs`, which also needs VBMI): the
+//! tile's spins are packed into a bitmap of at most 16 registers, and 64 neighbours' spins
+//! at a time are looked up with two-table byte permutations instead of gathers (on Zen 4
+//! the gathers took 60 % of the AVX2 one-chain kernel's time).
 //!
 //! # Cost
 //!

@@ -293,27 +293,25 @@ fn big_grid_program() -> (FactorSamplingProgram, Vec<Block>) {
 fn block_updates_split_over_threads_give_the_same_samples() {
     let (program, free) = big_grid_program();
     assert!(program.fused_blocks().iter().all(|&f| f));
-    let schedule = SamplingSchedule::new(3, 2, 1).unwrap();
-    let init = mixed_init(&free, 5);
+    grid_runs_agree(&program, &free, 3, Key::new(17));
+}
+
+/// Samples of the big grid program, 5 chains, `warmup` sweeps then 2 samples: the same on
+/// 1, 2, 3 and 4 threads, and chain 0 the same as when it runs alone (a one-lane tile).
+fn grid_runs_agree(program: &FactorSamplingProgram, free: &[Block], warmup: usize, key: Key) {
+    let schedule = SamplingSchedule::new(warmup, 2, 1).unwrap();
+    let init = mixed_init(free, 5);
     let run = |threads| {
         with_threads(threads, || {
-            sample_states(Key::new(17), &program, &schedule, &init, &[], &free).unwrap()
+            sample_states(key, program, &schedule, &init, &[], free).unwrap()
         })
         .unwrap()
     };
     let one = run(1);
-    assert_eq!(one, run(2));
-    assert_eq!(one, run(3));
-    // And the same as each chain run alone (a one-lane tile, not split).
-    let alone = sample_states(
-        Key::new(17),
-        &program,
-        &schedule,
-        &first_chains(&init, 1),
-        &[],
-        &free,
-    )
-    .unwrap();
+    for threads in [2, 3, 4] {
+        assert_eq!(one, run(threads), "grid, {threads} threads");
+    }
+    let alone = sample_states(key, program, &schedule, &first_chains(&init, 1), &[], free).unwrap();
     assert_eq!(chain_of(&one, 0), chain_of(&alone, 0));
 }
 
@@ -339,28 +337,7 @@ fn a_team_of_threads_over_many_sweeps_gives_the_same_samples() {
     }
     // Spins and categoricals: 9 sweeps of 8,192 nodes in a 16-lane tile.
     let (program, free) = big_grid_program();
-    let schedule = SamplingSchedule::new(9, 2, 1).unwrap();
-    let init = mixed_init(&free, 5);
-    let run = |threads| {
-        with_threads(threads, || {
-            sample_states(Key::new(23), &program, &schedule, &init, &[], &free).unwrap()
-        })
-        .unwrap()
-    };
-    let one = run(1);
-    assert_eq!(one, run(2), "grid");
-    assert_eq!(one, run(4), "grid");
-    // And each chain as when run alone.
-    let alone = sample_states(
-        Key::new(23),
-        &program,
-        &schedule,
-        &first_chains(&init, 1),
-        &[],
-        &free,
-    )
-    .unwrap();
-    assert_eq!(chain_of(&one, 0), chain_of(&alone, 0));
+    grid_runs_agree(&program, &free, 9, Key::new(23));
 }
 
 #[test]

@@ -243,6 +243,16 @@ fn node_axis(t: &Tensor, leaf_rank: usize) -> Option<usize> {
 /// [`Error::StateMismatch`] if a state does not fit its block.
 pub fn block_state_to_global(block_state: &[State], spec: &BlockSpec) -> Result<Vec<State>> {
     verify_block_state(&spec.blocks, block_state, &spec.node_shape_dtypes, Some(-1))?;
+    let parts: Vec<&State> = block_state.iter().collect();
+    verified_block_state_to_global(&parts, spec)
+}
+
+/// [`block_state_to_global`] of block states already checked against their blocks,
+/// borrowed (so that a caller need not copy them into one list first).
+pub(crate) fn verified_block_state_to_global(
+    block_state: &[&State],
+    spec: &BlockSpec,
+) -> Result<Vec<State>> {
     let mut global = Vec::with_capacity(spec.global_sd_order.len());
     for (slot, layout) in spec.global_sd_order.iter().enumerate() {
         let members = &spec.block_to_global_slice_spec[slot];

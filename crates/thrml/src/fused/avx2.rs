@@ -114,7 +114,8 @@ fn update_with<const W: usize>(fb: &FusedBlock, job: Job<'_>, vaes: bool) {
 /// Only the `#[target_feature]` functions of [`with_vaes`] and [`with_aesni`] are passed
 /// here, after [`detected`] returned their build: safe functions whose one precondition
 /// is the features, coerced to `unsafe fn` pointers. With the gathers of
-/// `spin_nodes_one_chain`, the crate's only `unsafe` code.
+/// `spin_nodes_one_chain` and the AVX-512 kernels' `run` (`avx512.rs`), the crate's only
+/// `unsafe` code outside tests.
 #[allow(unsafe_code)]
 fn run<A>(f: unsafe fn(A), args: A) {
     // SAFETY: `f` is a safe function apart from its `#[target_feature]`s, and the CPU has

@@ -89,9 +89,10 @@ pub(super) fn try_update<'a, const W: usize>(fb: &FusedBlock, job: Job<'a>) -> R
     Ok(())
 }
 
-/// Call [`spin_nodes`], which [`detected`] said this CPU can run.
+/// Call one of the AVX-512 kernels (this module's or `avx512_cat`'s), which [`detected`]
+/// (and, for the one-chain kernel, `one_chain_detected`) said this CPU can run.
 #[allow(unsafe_code)]
-fn run<A>(f: unsafe fn(A), args: A) {
+pub(super) fn run<A>(f: unsafe fn(A), args: A) {
     // SAFETY: `f` is a safe function apart from its `#[target_feature]`s, and the CPU has
     // them (checked by the caller with `detected`).
     unsafe { f(args) }

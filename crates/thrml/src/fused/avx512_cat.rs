@@ -40,7 +40,7 @@
 use std::arch::x86_64::*;
 
 use super::avx2::Job;
-use super::avx512::{chain_words, detected, exp2_fma16, round_keys, splat};
+use super::avx512::{chain_words, detected, exp2_fma16, round_keys, run, splat};
 use super::plan::{FusedBlock, Head, NODE_LANES};
 use crate::kernels::math::{EXP2_CUTOFF, LOG2_E};
 
@@ -80,14 +80,6 @@ pub(super) fn try_update<'a, const W: usize>(fb: &FusedBlock, job: Job<'a>) -> R
     }
     dispatch!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
     Ok(())
-}
-
-/// Call [`cat_nodes`], which [`detected`] said this CPU can run.
-#[allow(unsafe_code)]
-fn run<A>(f: unsafe fn(A), args: A) {
-    // SAFETY: `f` is a safe function apart from its `#[target_feature]`s, and the CPU has
-    // them (checked by the caller with `detected`).
-    unsafe { f(args) }
 }
 
 /// 16 state bytes zero-extended to the 16 `i32` lanes of a permutation index.
@@ -216,32 +208,26 @@ fn cat_nodes<const W: usize, const K: usize>(job: Job<'_>) {
         let quad = (j / 4) as u32;
         let quad_end = (j / 4 * 4 + 4).min(nodes.end);
         for g0 in (0..groups).step_by(MAX_GROUPS) {
+            macro_rules! pass {
+                ($g:literal) => {
+                    quad_groups::<W, K, $g>(
+                        t,
+                        state,
+                        &rk,
+                        hi,
+                        draw.chain0,
+                        quad,
+                        g0,
+                        j..quad_end,
+                        &mut *out.cats,
+                        nodes.start,
+                    )
+                };
+            }
             if groups - g0 >= 2 {
-                quad_groups::<W, K, 2>(
-                    t,
-                    state,
-                    &rk,
-                    hi,
-                    draw.chain0,
-                    quad,
-                    g0,
-                    j..quad_end,
-                    &mut *out.cats,
-                    nodes.start,
-                );
+                pass!(2);
             } else {
-                quad_groups::<W, K, 1>(
-                    t,
-                    state,
-                    &rk,
-                    hi,
-                    draw.chain0,
-                    quad,
-                    g0,
-                    j..quad_end,
-                    &mut *out.cats,
-                    nodes.start,
-                );
+                pass!(1);
             }
         }
         j = quad_end;

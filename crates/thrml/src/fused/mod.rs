@@ -335,7 +335,7 @@ impl<'p> Engine<'p> {
     /// Update the fused blocks among `blocks` (one superblock) at sweep `sweep`.
     pub(crate) fn update_blocks(&mut self, blocks: &[usize], sweep: u64) {
         let (plan, key, lanes) = (self.plan, &self.key, self.lanes);
-        let fused = || blocks.iter().filter_map(|&b| plan.blocks[b].as_ref());
+        let fused = || plan.fused(blocks);
         if self.par_scratch.is_empty() {
             self.tiles.par_iter_mut().for_each(|tile| {
                 for fb in fused() {
@@ -359,10 +359,9 @@ impl<'p> Engine<'p> {
     /// Run `n` whole sweeps, numbered from `first`, when every free block is fused.
     pub(crate) fn run_sweeps(&mut self, order: &[Vec<usize>], first: u64, n: u64) {
         if !self.par_scratch.is_empty() {
-            let per_sweep: usize = order
-                .iter()
-                .flatten()
-                .filter_map(|&b| self.plan.blocks[b].as_ref())
+            let per_sweep: usize = self
+                .plan
+                .fused(order.iter().flatten())
                 .map(|fb| fb.len * self.lanes)
                 .sum();
             let flips = n.saturating_mul(per_sweep as u64);
@@ -381,7 +380,7 @@ impl<'p> Engine<'p> {
         self.tiles.par_iter_mut().for_each(|tile| {
             for s in first..first + n {
                 for blocks in order {
-                    for fb in blocks.iter().filter_map(|&b| plan.blocks[b].as_ref()) {
+                    for fb in plan.fused(blocks) {
                         with_lanes!(lanes, W => update_tile::<W>(tile, fb, key, s));
                     }
                 }
@@ -427,11 +426,7 @@ impl Engine<'_> {
                 .collect()
         });
         let barrier = Barrier::new(threads);
-        let fused: Vec<&FusedBlock> = order
-            .iter()
-            .flatten()
-            .filter_map(|&b| plan.blocks[b].as_ref())
-            .collect();
+        let fused: Vec<&FusedBlock> = plan.fused(order.iter().flatten()).collect();
         // The share of worker `t` among the positions of a block of `len`.
         let share = |len: usize, t: usize| {
             let part = len

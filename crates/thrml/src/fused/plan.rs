@@ -142,6 +142,14 @@ fn to_u32(x: usize) -> u32 {
 }
 
 impl FusedPlan {
+    /// The fused blocks among the free blocks `blocks`, in their order.
+    pub(crate) fn fused<'a>(
+        &'a self,
+        blocks: impl IntoIterator<Item = &'a usize> + 'a,
+    ) -> impl Iterator<Item = &'a FusedBlock> + 'a {
+        blocks.into_iter().filter_map(|&b| self.blocks[b].as_ref())
+    }
+
     /// Compile `program`. Free blocks whose sampler is the built-in
     /// [`SpinGibbsConditional`] or [`CategoricalGibbsConditional`], whose interactions are
     /// all [`DiscreteEBMInteraction`]s over scalar `bool`/`u8` nodes, and none of whose

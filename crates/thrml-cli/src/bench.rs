@@ -342,6 +342,18 @@ fn build_ising(
 
 /// Uniformly random initial states of `blocks` (`values[b]` values per node of block `b`).
 fn uniform_init(key: Key, blocks: &[Block], values: &[usize], chains: usize) -> Vec<State> {
+    /// `len` draws of `draw` per chain, chain-major, in a buffer of exactly that size.
+    fn draws<T>(
+        rngs: &mut [ChainRng],
+        len: usize,
+        mut draw: impl FnMut(&mut ChainRng) -> T,
+    ) -> Vec<T> {
+        let mut data = Vec::with_capacity(rngs.len() * len);
+        for r in rngs {
+            data.extend((0..len).map(|_| draw(r)));
+        }
+        data
+    }
     let mut rngs = key.chain_rngs(chains);
     blocks
         .iter()
@@ -349,20 +361,12 @@ fn uniform_init(key: Key, blocks: &[Block], values: &[usize], chains: usize) -> 
         .map(|(b, &k)| {
             let shape = IxDyn(&[chains, b.len()]);
             let t = if b.node_kind() == NodeKind::SPIN {
-                let data = rngs
-                    .iter_mut()
-                    .flat_map(|r| (0..b.len()).map(|_| r.random::<bool>()).collect::<Vec<_>>())
-                    .collect();
+                let data = draws(&mut rngs, b.len(), |r| r.random::<bool>());
                 Tensor::Bool(ArrayD::from_shape_vec(shape, data).expect("shape matches"))
             } else {
-                let data = rngs
-                    .iter_mut()
-                    .flat_map(|r| {
-                        (0..b.len())
-                            .map(|_| u8::try_from(r.random_range(0..k)).expect("k ≤ 256"))
-                            .collect::<Vec<_>>()
-                    })
-                    .collect();
+                let data = draws(&mut rngs, b.len(), |r| {
+                    u8::try_from(r.random_range(0..k)).expect("k ≤ 256")
+                });
                 Tensor::U8(ArrayD::from_shape_vec(shape, data).expect("shape matches"))
             };
             vec![t]
@@ -595,11 +599,13 @@ fn run_point(
     repeats: usize,
     seed: u64,
 ) -> Result<Point, Failure> {
-    let init = (built.init)(chains);
     let key = Key::new(seed).fold_in(2000);
+    // Each run is handed its own initial states (drawn untimed), so that it can reuse
+    // their memory for the global state.
     let run = |schedule: &SamplingSchedule, k: Key| -> Result<f64, Failure> {
+        let init = (built.init)(chains);
         let t = Instant::now();
-        sample_with_observation(k, &built.program, schedule, &init, &[], (), &NoObserver)
+        sample_with_observation(k, &built.program, schedule, init, &[], (), &NoObserver)
             .map_err(lib)?;
         Ok(seconds_since(t))
     };

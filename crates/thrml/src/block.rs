@@ -33,6 +33,7 @@
 //! # Ok::<(), thrml::Error>(())
 //! ```
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -243,24 +244,24 @@ fn node_axis(t: &Tensor, leaf_rank: usize) -> Option<usize> {
 /// [`Error::StateMismatch`] if a state does not fit its block.
 pub fn block_state_to_global(block_state: &[State], spec: &BlockSpec) -> Result<Vec<State>> {
     verify_block_state(&spec.blocks, block_state, &spec.node_shape_dtypes, Some(-1))?;
-    let parts: Vec<&State> = block_state.iter().collect();
-    verified_block_state_to_global(&parts, spec)
+    verified_block_state_to_global(block_state.iter().map(Cow::Borrowed).collect(), spec)
 }
 
-/// [`block_state_to_global`] of block states already checked against their blocks,
-/// borrowed (so that a caller need not copy them into one list first).
+/// [`block_state_to_global`] of block states already checked against their blocks, each
+/// borrowed or owned: an owned block state is freed as soon as it has been copied into its
+/// slot (or becomes the slot, when it is the slot's only block).
 pub(crate) fn verified_block_state_to_global(
-    block_state: &[&State],
+    block_state: Vec<Cow<'_, State>>,
     spec: &BlockSpec,
 ) -> Result<Vec<State>> {
-    let mut global = Vec::with_capacity(spec.global_sd_order.len());
     for (slot, layout) in spec.global_sd_order.iter().enumerate() {
         let members = &spec.block_to_global_slice_spec[slot];
-        let first_batch = &block_state[members[0]][0].shape()
-            [..node_axis(&block_state[members[0]][0], layout.leaves()[0].shape.len()).unwrap_or(0)];
+        let leaf_rank = layout.leaves()[0].shape.len();
+        let first = &block_state[members[0]][0];
+        let first_batch = &first.shape()[..node_axis(first, leaf_rank).unwrap_or(0)];
         for &m in members {
             let t = &block_state[m][0];
-            let axis = node_axis(t, layout.leaves()[0].shape.len()).unwrap_or(0);
+            let axis = node_axis(t, leaf_rank).unwrap_or(0);
             if &t.shape()[..axis] != first_batch {
                 return Err(Error::StateMismatch {
                     block: m,
@@ -273,18 +274,29 @@ pub(crate) fn verified_block_state_to_global(
                 });
             }
         }
+    }
+    // Leaf `li` of block `b`, taken (once) when its slot is built.
+    let mut leaves: Vec<Vec<Option<Cow<'_, Tensor>>>> = block_state
+        .into_iter()
+        .map(|s| match s {
+            Cow::Borrowed(s) => s.iter().map(|t| Some(Cow::Borrowed(t))).collect(),
+            Cow::Owned(s) => s.into_iter().map(|t| Some(Cow::Owned(t))).collect(),
+        })
+        .collect();
+    let mut global = Vec::with_capacity(spec.global_sd_order.len());
+    for (slot, layout) in spec.global_sd_order.iter().enumerate() {
+        let members = &spec.block_to_global_slice_spec[slot];
         let state: State = layout
             .leaves()
             .iter()
             .enumerate()
             .map(|(li, leaf)| {
-                let parts: Vec<&Tensor> = members.iter().map(|&m| &block_state[m][li]).collect();
-                let axis = node_axis(parts[0], leaf.shape.len()).unwrap_or(0);
-                if parts.len() == 1 {
-                    parts[0].to_standard_layout()
-                } else {
-                    concatenate(axis, &parts)
-                }
+                let parts: Vec<Cow<'_, Tensor>> = members
+                    .iter()
+                    .map(|&m| leaves[m][li].take().expect("a block is in one slot"))
+                    .collect();
+                let axis = node_axis(&parts[0], leaf.shape.len()).unwrap_or(0);
+                concatenate(axis, parts)
             })
             .collect();
         global.push(state);

@@ -6,6 +6,7 @@
 //! records which payload rows each node heads and where each tail state lives in the global
 //! state, so that a sweep does no lookups.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +17,7 @@ use crate::fused::FusedPlan;
 use crate::interaction::InteractionGroup;
 use crate::pgm::{Node, NodeShapeDtypes};
 use crate::sampler::{AbstractConditionalSampler, BlockInteraction, TailLocations};
-use crate::state::State;
+use crate::state::{State, Tensor};
 
 /// Blocks that are sampled at the same algorithmic time (from the same state), each by its
 /// own sampler. A single block is a superblock of one.
@@ -333,45 +334,69 @@ impl BlockSamplingProgram {
     pub fn check_values(&self, global_state: &[State]) -> Result<()> {
         let spec: &BlockSpec = &self.gibbs_spec;
         for (slot, limits) in self.value_limits.iter().enumerate() {
-            if limits.iter().all(Option::is_none) {
-                continue;
-            }
-            let leaf = &global_state[slot][0];
-            let size = spec.slot_sizes[slot];
-            if size == 0 {
-                continue;
-            }
-            // The first out-of-range element (row-major); `u8` states, the common case, are
-            // checked row by row without conversions.
-            let bad = match leaf.as_slice::<u8>() {
-                Some(values) => values
-                    .chunks_exact(size)
-                    .flat_map(|row| row.iter().zip(limits))
-                    .position(|(&v, l)| l.is_some_and(|l| usize::from(v) >= l)),
-                None => (0..leaf.shape().iter().product::<usize>()).position(|i| {
-                    limits[i % size].is_some_and(|l| {
-                        let v = leaf.get_f64(i);
-                        v < 0.0 || v >= l as f64
-                    })
-                }),
-            };
-            if let Some(i) = bad {
-                let (chain, pos) = (i / size, i % size);
-                let node = node_at(spec, slot, pos);
-                return Err(Error::ValueOutOfRange(format!(
-                    "node {} (kind `{}`) has state {} in chain {chain}, but its interactions accept 0..{}",
-                    node.id(),
-                    node.kind(),
-                    leaf.get_f64(i),
-                    limits[pos].unwrap_or(0)
-                )));
-            }
+            check_leaf_values(&global_state[slot][0], limits, |pos| {
+                node_at(spec, slot, pos)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// [`Self::check_values`] of block states: `blocks[b]` is the state of block `b` of
+    /// the spec (free blocks, then clamped ones), batch shape `[chains]`.
+    pub(crate) fn check_block_values(&self, blocks: &[Cow<'_, State>]) -> Result<()> {
+        let spec: &BlockSpec = &self.gibbs_spec;
+        for (b, state) in blocks.iter().enumerate() {
+            let (slot, start) = spec.block_offsets[b];
+            let len = spec.blocks[b].len();
+            let limits = &self.value_limits[slot][start..start + len];
+            check_leaf_values(&state[0], limits, |pos| spec.blocks[b][pos])?;
         }
         Ok(())
     }
 }
 
 /// The node at `pos` of `slot`.
+/// Check a `[chains, n]` integer leaf against the value limits of its `n` positions;
+/// `node(p)` names the node at position `p`.
+fn check_leaf_values(
+    leaf: &Tensor,
+    limits: &[Option<usize>],
+    node: impl Fn(usize) -> Node,
+) -> Result<()> {
+    let size = limits.len();
+    if size == 0 || limits.iter().all(Option::is_none) {
+        return Ok(());
+    }
+    // The first out-of-range element (row-major); `u8` states, the common case, are
+    // checked row by row without conversions.
+    let bad = match leaf.as_slice::<u8>() {
+        Some(values) => values
+            .chunks_exact(size)
+            .flat_map(|row| row.iter().zip(limits))
+            .position(|(&v, l)| l.is_some_and(|l| usize::from(v) >= l)),
+        None => (0..leaf.shape().iter().product::<usize>()).position(|i| {
+            limits[i % size].is_some_and(|l| {
+                let v = leaf.get_f64(i);
+                v < 0.0 || v >= l as f64
+            })
+        }),
+    };
+    match bad {
+        Some(i) => {
+            let (chain, pos) = (i / size, i % size);
+            let node = node(pos);
+            Err(Error::ValueOutOfRange(format!(
+                "node {} (kind `{}`) has state {} in chain {chain}, but its interactions accept 0..{}",
+                node.id(),
+                node.kind(),
+                leaf.get_f64(i),
+                limits[pos].unwrap_or(0)
+            )))
+        }
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn node_at(spec: &BlockSpec, slot: usize, pos: usize) -> Node {
     for &b in &spec.block_to_global_slice_spec[slot] {
         let (_, start) = spec.block_offsets[b];

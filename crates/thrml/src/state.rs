@@ -6,6 +6,8 @@
 //! `batch_shape + [nodes] + leaf.shape`; when a program runs, the batch shape is
 //! `[chains]`.
 
+use std::borrow::Cow;
+
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
 
 use crate::pgm::{DType, LeafSpec};
@@ -167,6 +169,12 @@ impl Tensor {
         T::array_mut(self).and_then(|a| a.as_slice_mut())
     }
 
+    /// Whether the data is in standard (row-major, contiguous) layout.
+    #[must_use]
+    pub fn is_standard_layout(&self) -> bool {
+        dispatch!(self, a => a.is_standard_layout())
+    }
+
     /// The same data in standard (row-major, contiguous) layout.
     #[must_use]
     pub fn to_standard_layout(&self) -> Tensor {
@@ -189,46 +197,40 @@ impl Tensor {
     }
 }
 
-/// Concatenate same-typed tensors along `axis`.
+/// Concatenate same-typed tensors along `axis`, in standard layout.
+///
+/// Parts may be borrowed or owned. An owned part is freed as soon as it has been copied,
+/// so that joining a batch's block states (which the caller handed over) needs little more
+/// memory than the result.
 ///
 /// # Panics
 /// If the tensors differ in dtype or in any dimension other than `axis` (callers check).
-pub(crate) fn concatenate(axis: usize, parts: &[&Tensor]) -> Tensor {
-    fn cat<T: Element>(axis: usize, parts: &[&Tensor]) -> Tensor {
-        let views: Vec<ArrayViewD<'_, T>> = parts
-            .iter()
-            .map(|t| t.view::<T>().expect("same dtype"))
-            .collect();
-        if let Some(slices) = views
-            .iter()
-            .map(|v| v.as_slice())
-            .collect::<Option<Vec<&[T]>>>()
-        {
-            // Standard-layout parts: for each index of the axes before `axis`, copy each
-            // part's contiguous chunk in turn (row copies, not an element iterator).
-            let outer: usize = views[0].shape()[..axis].iter().product();
-            let chunks: Vec<usize> = views
-                .iter()
-                .map(|v| v.shape()[axis..].iter().product())
-                .collect();
-            let mut data = Vec::with_capacity(outer * chunks.iter().sum::<usize>());
+pub(crate) fn concatenate(axis: usize, mut parts: Vec<Cow<'_, Tensor>>) -> Tensor {
+    if let [Cow::Owned(t)] = parts.as_slice()
+        && t.is_standard_layout()
+    {
+        return parts.pop().expect("one part").into_owned();
+    }
+    fn cat<T: Element>(axis: usize, parts: Vec<Cow<'_, Tensor>>) -> Tensor {
+        let mut shape = parts[0].shape().to_vec();
+        shape[axis] = parts.iter().map(|p| p.shape()[axis]).sum();
+        let outer: usize = shape[..axis].iter().product();
+        let row: usize = shape[axis..].iter().product();
+        let mut data = vec![T::default(); outer * row];
+        let mut offset = 0;
+        // For each index of the axes before `axis`, each part's contiguous chunk in turn
+        // (row copies, not an element iterator).
+        for part in parts {
+            let view = part.view::<T>().expect("same dtype");
+            let view = view.as_standard_layout();
+            let src = view.as_slice().expect("standard layout");
+            let n: usize = part.shape()[axis..].iter().product();
             for o in 0..outer {
-                for (part, &n) in slices.iter().zip(&chunks) {
-                    data.extend_from_slice(&part[o * n..(o + 1) * n]);
-                }
+                data[o * row + offset..][..n].copy_from_slice(&src[o * n..][..n]);
             }
-            let mut shape = views[0].shape().to_vec();
-            shape[axis] = views.iter().map(|v| v.shape()[axis]).sum();
-            return T::wrap(
-                ndarray::ArrayD::from_shape_vec(shape, data).expect("the parts fill the shape"),
-            );
+            offset += n;
         }
-        let joined = ndarray::concatenate(ndarray::Axis(axis), &views).expect("compatible shapes");
-        T::wrap(if joined.is_standard_layout() {
-            joined
-        } else {
-            joined.as_standard_layout().into_owned()
-        })
+        T::wrap(ArrayD::from_shape_vec(shape, data).expect("the parts fill the shape"))
     }
     match parts[0].dtype() {
         DType::Bool => cat::<bool>(axis, parts),

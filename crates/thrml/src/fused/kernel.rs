@@ -47,6 +47,30 @@ pub(crate) struct Out<'a> {
     pub cats: &'a mut [u8],
 }
 
+impl<'a> Out<'a> {
+    /// Positions `nodes` of a block with head `head` in buffers of masks (`bits`) and of
+    /// `lanes` bytes per position (`cats`); the other buffer is left out (a spin-only
+    /// program has no categorical buffers, and the reverse).
+    pub(crate) fn of(
+        head: Head,
+        bits: &'a mut [u64],
+        cats: &'a mut [u8],
+        nodes: Range<usize>,
+        lanes: usize,
+    ) -> Out<'a> {
+        match head {
+            Head::Spin => Out {
+                bits: &mut bits[nodes],
+                cats: &mut [],
+            },
+            Head::Cat(_) => Out {
+                bits: &mut [],
+                cats: &mut cats[nodes.start * lanes..nodes.end * lanes],
+            },
+        }
+    }
+}
+
 /// The random words' position: key, sweep and block, and the tile's first chain.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Draw<'a> {

@@ -96,6 +96,7 @@ mod avx512_cat;
 mod kernel;
 mod plan;
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock};
 
@@ -143,9 +144,10 @@ pub fn kernel_isa() -> &'static str {
 }
 use plan::{FusedBlock, Head, SlotKind};
 
+use crate::block::BlockSpec;
 use crate::kernels::aes::{BlockUpdate, WordKey};
 use crate::rng::Key;
-use crate::state::State;
+use crate::state::{State, Tensor};
 use kernel::{Draw, Out, Scratch, TileState, update_nodes};
 
 /// `fold_in` tag that separates the fused engine's AES key from the run's ChaCha streams.
@@ -208,6 +210,44 @@ pub(crate) struct Engine<'p> {
 impl<'p> Engine<'p> {
     /// Start a run of `n_chains` chains from `global` (as built by `init_global_state`).
     pub(crate) fn new(plan: &'p FusedPlan, key: Key, n_chains: usize, global: &[State]) -> Self {
+        let mut engine = Engine::empty(plan, key, n_chains);
+        for (slot, m) in plan.slots.iter().enumerate() {
+            if m.kind != SlotKind::Other {
+                engine.import(&global[slot][0], 0, slot, 0..m.size);
+            }
+        }
+        engine
+    }
+
+    /// Whether the engine holds every slot of the program's global state, so that a run of
+    /// fused blocks only can start from block states ([`Engine::from_blocks`]) and rebuild
+    /// the global state from the engine ([`Engine::export`]).
+    pub(crate) fn holds_every_slot(plan: &FusedPlan) -> bool {
+        plan.slots.iter().all(|m| m.kind != SlotKind::Other)
+    }
+
+    /// Start a run of `n_chains` chains straight from the states of the spec's blocks
+    /// (`blocks[b]` of `spec.blocks[b]`, checked, batch shape `[n_chains]`), without a
+    /// global state: each block state is dropped (freed, when owned) once it is imported.
+    /// Needs [`Engine::holds_every_slot`].
+    pub(crate) fn from_blocks(
+        plan: &'p FusedPlan,
+        key: Key,
+        n_chains: usize,
+        spec: &BlockSpec,
+        blocks: Vec<Cow<'_, State>>,
+    ) -> Self {
+        let mut engine = Engine::empty(plan, key, n_chains);
+        for (b, state) in blocks.into_iter().enumerate() {
+            let (slot, start) = spec.block_offsets[b];
+            let len = spec.blocks[b].len();
+            engine.import(&state[0], start, slot, start..start + len);
+        }
+        engine
+    }
+
+    /// An engine whose tiles hold all-zero states.
+    fn empty(plan: &'p FusedPlan, key: Key, n_chains: usize) -> Self {
         let lanes = match n_chains {
             1 => 1,
             2..=16 => 16,
@@ -219,8 +259,8 @@ impl<'p> Engine<'p> {
                 chain0: u32::try_from(t * lanes).expect("fewer than 2^32 chains"),
                 bits: vec![0; plan.n_spin],
                 cats: vec![0; plan.n_cat * lanes],
-                out_bits: vec![0; plan.max_len],
-                out_cats: vec![0; plan.max_len * lanes],
+                out_bits: vec![0; plan.max_spin_len],
+                out_cats: vec![0; plan.max_cat_len * lanes],
                 scratch: Scratch::new(lanes, plan.max_k),
             })
             .collect();
@@ -232,7 +272,7 @@ impl<'p> Engine<'p> {
         } else {
             Vec::new()
         };
-        let mut engine = Engine {
+        Engine {
             plan,
             key: WordKey::from(key.fold_in(WORD_STREAM)),
             n_chains,
@@ -240,13 +280,7 @@ impl<'p> Engine<'p> {
             tiles,
             par_scratch,
             dirty: false,
-        };
-        for (slot, m) in plan.slots.iter().enumerate() {
-            if m.kind != SlotKind::Other {
-                engine.import(global, slot, 0..m.size);
-            }
         }
-        engine
     }
 
     /// Whether free block `b` runs on the fused kernels.
@@ -254,42 +288,66 @@ impl<'p> Engine<'p> {
         self.plan.blocks[b].is_some()
     }
 
-    /// Copy positions `positions` of `slot` from the global state into the engine.
+    /// Copy positions `positions` of `slot` into the engine from `src`, a `[chains, n]`
+    /// leaf whose column `p − first` holds slot position `p` (the slot's leaf in the global
+    /// state, with `first = 0`, or the leaf of a block starting at position `first`).
     pub(crate) fn import(
         &mut self,
-        global: &[State],
+        src: &Tensor,
+        first: usize,
         slot: usize,
         positions: std::ops::Range<usize>,
     ) {
         let m = self.plan.slots[slot];
         let (n_chains, lanes) = (self.n_chains, self.lanes);
+        let n = src.shape().get(1).copied().unwrap_or(0);
+        let cols = positions.start - first..positions.end - first;
         self.tiles.par_iter_mut().for_each(|tile| {
             let c0 = tile.chain0 as usize;
             let valid = lanes.min(n_chains - c0);
             match m.kind {
                 SlotKind::Spin => {
-                    let g = global[slot][0].as_slice::<bool>().expect("a bool leaf");
+                    let g = src.as_slice::<bool>().expect("a bool leaf");
                     let bits = &mut tile.bits[m.base + positions.start..m.base + positions.end];
                     bits.fill(0);
                     for l in 0..valid {
-                        let row = &g[(c0 + l) * m.size..(c0 + l + 1) * m.size];
-                        for (b, &x) in bits.iter_mut().zip(&row[positions.clone()]) {
+                        let row = &g[(c0 + l) * n..(c0 + l + 1) * n];
+                        for (b, &x) in bits.iter_mut().zip(&row[cols.clone()]) {
                             *b |= u64::from(x) << l;
                         }
                     }
                 }
                 SlotKind::Cat => {
-                    let g = global[slot][0].as_slice::<u8>().expect("a u8 leaf");
+                    let g = src.as_slice::<u8>().expect("a u8 leaf");
                     for l in 0..valid {
-                        let row = &g[(c0 + l) * m.size..(c0 + l + 1) * m.size];
-                        for p in positions.clone() {
-                            tile.cats[(m.base + p) * lanes + l] = row[p];
+                        let row = &g[(c0 + l) * n..(c0 + l + 1) * n];
+                        for (p, &x) in positions.clone().zip(&row[cols.clone()]) {
+                            tile.cats[(m.base + p) * lanes + l] = x;
                         }
                     }
                 }
                 SlotKind::Other => {}
             }
         });
+    }
+
+    /// A new global state of `spec` (the program's), written from the engine: needs
+    /// [`Engine::holds_every_slot`].
+    pub(crate) fn new_global(&mut self, spec: &BlockSpec) -> Vec<State> {
+        let mut global: Vec<State> = spec
+            .global_sd_order
+            .iter()
+            .zip(&spec.slot_sizes)
+            .map(|(layout, &size)| {
+                layout
+                    .leaves()
+                    .iter()
+                    .map(|leaf| Tensor::zeros_for(leaf, &[self.n_chains], size))
+                    .collect()
+            })
+            .collect();
+        self.export(&mut global);
+        global
     }
 
     /// Write every engine-held state into the global state.
@@ -419,7 +477,10 @@ impl Engine<'_> {
             (0..threads)
                 .map(|_| {
                     RwLock::new(vec![
-                        (vec![0; plan.max_len], vec![0; plan.max_len * lanes]);
+                        (
+                            vec![0; plan.max_spin_len],
+                            vec![0; plan.max_cat_len * lanes]
+                        );
                         n_tiles
                     ])
                 })
@@ -445,20 +506,12 @@ impl Engine<'_> {
                         for (i, ((bits, cats), (ob, oc))) in
                             states.iter().zip(out.iter_mut()).enumerate()
                         {
-                            let cats_out: &mut [u8] = match fb.head {
-                                Head::Spin => &mut [],
-                                Head::Cat(_) => &mut oc[mine.start * lanes..mine.end * lanes],
-                            };
-                            let bits_out: &mut [u64] = match fb.head {
-                                Head::Spin => &mut ob[mine.clone()],
-                                Head::Cat(_) => &mut [],
-                            };
                             with_lanes!(lanes, W => update_nodes::<W>(
                                 fb,
                                 draw(key, fb, s, chain0[i]),
                                 mine.clone(),
                                 TileState { bits, cats },
-                                Out { bits: bits_out, cats: cats_out },
+                                Out::of(fb.head, ob, oc, mine.clone(), lanes),
                                 scratch,
                             ));
                         }
@@ -574,10 +627,7 @@ fn update_tile<const W: usize>(tile: &mut Tile, fb: &FusedBlock, key: &WordKey, 
         draw(key, fb, sweep, *chain0),
         0..len,
         TileState { bits, cats },
-        Out {
-            bits: &mut out_bits[..len],
-            cats: &mut out_cats[..len * W],
-        },
+        Out::of(fb.head, out_bits, out_cats, 0..len, W),
         scratch,
     );
     match fb.head {

@@ -124,8 +124,10 @@ pub(crate) struct FusedPlan {
     pub blocks: Vec<Option<FusedBlock>>,
     /// The most categories of a fused categorical block (0 if none).
     pub max_k: usize,
-    /// The most nodes of a fused block.
-    pub max_len: usize,
+    /// The most nodes of a fused spin block (0 if none).
+    pub max_spin_len: usize,
+    /// The most nodes of a fused categorical block (0 if none).
+    pub max_cat_len: usize,
 }
 
 /// Row-major strides of `shape`.
@@ -205,7 +207,7 @@ impl FusedPlan {
                 .expect("every free block is in the sampling order")
         };
         let mut blocks = Vec::with_capacity(spec.free_blocks.len());
-        let (mut max_k, mut max_len) = (0, 0);
+        let (mut max_k, mut max_spin_len, mut max_cat_len) = (0, 0, 0);
         for b in 0..spec.free_blocks.len() {
             let (slot, start) = spec.block_offsets[b];
             let m = slots[slot];
@@ -245,9 +247,12 @@ impl FusedPlan {
                     terms,
                 });
             if let Some(p) = &plan {
-                max_len = max_len.max(p.len);
-                if let Head::Cat(k) = head {
-                    max_k = max_k.max(k);
+                match head {
+                    Head::Spin => max_spin_len = max_spin_len.max(p.len),
+                    Head::Cat(k) => {
+                        max_k = max_k.max(k);
+                        max_cat_len = max_cat_len.max(p.len);
+                    }
                 }
             }
             blocks.push(plan);
@@ -258,7 +263,8 @@ impl FusedPlan {
             n_cat,
             blocks,
             max_k,
-            max_len,
+            max_spin_len,
+            max_cat_len,
         }
     }
 

@@ -252,14 +252,10 @@ pub fn hinton_init(
                 })
                 .collect::<Result<Vec<f64>>>()?;
             let mut rng = k.chain_rngs(1).pop().expect("one generator");
-            let data: Vec<bool> = (0..batch)
-                .flat_map(|_| {
-                    probs
-                        .iter()
-                        .map(|&p| rng.random::<f64>() < p)
-                        .collect::<Vec<_>>()
-                })
-                .collect();
+            let mut data = Vec::with_capacity(batch * probs.len());
+            for _ in 0..batch {
+                data.extend(probs.iter().map(|&p| rng.random::<f64>() < p));
+            }
             let mut shape = batch_shape.to_vec();
             shape.push(block.len());
             Ok(ArrayD::from_shape_vec(IxDyn(&shape), data).expect("shape matches"))

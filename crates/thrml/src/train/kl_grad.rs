@@ -18,6 +18,7 @@
 //! schedules, and the two compiled programs (built-in samplers, so both phases run on the
 //! fused engine); [`estimate_kl_gradient`] runs both phases.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -523,10 +524,7 @@ impl KlGradient {
 pub(crate) fn tile_chains(state: &State, reps: usize) -> State {
     state
         .iter()
-        .map(|t| {
-            let parts: Vec<&Tensor> = vec![t; reps];
-            concatenate(0, &parts)
-        })
+        .map(|t| concatenate(0, vec![Cow::Borrowed(t); reps]))
         .collect()
 }
 
@@ -555,7 +553,7 @@ fn broadcast_rows(state: &State, rows: usize) -> State {
                     Tensor::F64(a.to_shape(IxDyn(&shape)).expect("reshape").to_owned())
                 }
             };
-            concatenate(0, &vec![&one; rows])
+            concatenate(0, vec![Cow::Borrowed(&one); rows])
         })
         .collect()
 }

@@ -209,8 +209,8 @@ fn checked_block_states<'a>(
     }
     let n_chains = n_chains.unwrap_or(1);
     // Borrowed free states are read in place, not copied into one list, and owned ones are
-    // kept so that their users can free them: at 4,096 chains of Pegasus(14) a copy would
-    // be 17.5 MB, as much as the global state itself.
+    // passed on, to be freed as soon as they are read: at 4,096 chains of Pegasus(14) a
+    // copy would be 17.5 MB, as much as the global state itself.
     let free: Vec<Cow<'a, State>> = match init_state_free {
         Cow::Borrowed(s) => s.iter().map(Cow::Borrowed).collect(),
         Cow::Owned(s) => s.into_iter().map(Cow::Owned).collect(),

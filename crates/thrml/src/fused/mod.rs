@@ -220,8 +220,8 @@ impl<'p> Engine<'p> {
     }
 
     /// Whether the engine holds every slot of the program's global state, so that a run of
-    /// fused blocks only can start from block states ([`Engine::from_blocks`]) and rebuild
-    /// the global state from the engine ([`Engine::export`]).
+    /// fused blocks only can start from block states ([`Engine::from_blocks`]) and build
+    /// the global state from the engine ([`Engine::new_global`]).
     pub(crate) fn holds_every_slot(plan: &FusedPlan) -> bool {
         plan.slots.iter().all(|m| m.kind != SlotKind::Other)
     }

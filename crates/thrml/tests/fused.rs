@@ -440,6 +440,78 @@ fn a_chain_does_not_depend_on_the_batch() {
     assert_eq!(per_size[0], per_size[2]);
 }
 
+/// A spin sampler unknown to the fused engine, so that its blocks take the generic path,
+/// drawing what the built-in `SpinGibbsConditional` draws.
+#[derive(Debug)]
+struct UserSpins;
+
+impl AbstractParametricConditionalSampler for UserSpins {
+    type Parameters = ndarray::Array2<f32>;
+
+    fn compute_parameters(
+        &self,
+        rngs: &mut [ChainRng],
+        inputs: &SamplerInputs<'_>,
+        state: &SamplerState,
+    ) -> ndarray::Array2<f32> {
+        SpinGibbsConditional.compute_parameters(rngs, inputs, state)
+    }
+
+    fn sample_given_parameters(
+        &self,
+        rngs: &mut [ChainRng],
+        gamma: &ndarray::Array2<f32>,
+        state: &mut SamplerState,
+        out: &mut State,
+    ) {
+        SpinGibbsConditional.sample_given_parameters(rngs, gamma, state, out);
+    }
+}
+
+#[test]
+fn one_chain_neighbour_masks_follow_every_change() {
+    // A chain run alone keeps its spins' neighbour masks (for the AVX2 one-chain kernel)
+    // and updates them as its fused blocks change spins, and as a generic block does (the
+    // engine imports its new spins). In a 16-lane tile it keeps none, and draws the same.
+    let (ebm, blocks) = sparse_ising(300, 0.7, 5);
+    let spec = BlockGibbsSpec::new(blocks.clone(), vec![], &default_node_shape_dtypes()).unwrap();
+    let samplers: Vec<Arc<dyn AbstractConditionalSampler>> = (0..blocks.len())
+        .map(|b| -> Arc<dyn AbstractConditionalSampler> {
+            if b == 1 {
+                Arc::new(UserSpins)
+            } else {
+                Arc::new(SpinGibbsConditional)
+            }
+        })
+        .collect();
+    let program = FactorSamplingProgram::new(spec, samplers, &ebm.factors(), vec![]).unwrap();
+    let fused = program.fused_blocks();
+    assert!(fused.iter().enumerate().all(|(b, &f)| f == (b != 1)));
+    let schedule = SamplingSchedule::new(20, 5, 3).unwrap();
+    let init = ising_init(&ebm, &blocks, 16);
+    let key = Key::new(31);
+    let batch = sample_states(key, &program, &schedule, &init, &[], &blocks).unwrap();
+    for threads in [1, 2] {
+        let alone = with_threads(threads, || {
+            sample_states(
+                key,
+                &program,
+                &schedule,
+                first_chains(&init, 1),
+                &[],
+                &blocks,
+            )
+            .unwrap()
+        })
+        .unwrap();
+        assert_eq!(
+            chain_of(&batch, 0),
+            chain_of(&alone, 0),
+            "{threads} threads"
+        );
+    }
+}
+
 /// Per-node mean of the spins in `samples` (`[chains, samples, nodes]` per block), per
 /// chain: returns `m[block][node]` and its standard error across chains.
 fn magnetisations(samples: &[State]) -> Vec<(f64, f64)> {

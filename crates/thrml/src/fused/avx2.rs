@@ -16,8 +16,10 @@
 //! the lane's spin in bit 0 of the permutation index (`vpermilps` reads bits 0–1, and the
 //! table repeats `[0, 2J]`). Categorical logits add one `vpermps` table lookup per head
 //! category and tail; the softmax draw repeats the portable `softmax_lanes` operation for
-//! operation. With one chain the 8 lanes are 8 positions of a block and each row of
-//! neighbours is one gather.
+//! operation. With one chain the 8 lanes are 8 positions of a block, and each row of
+//! neighbours is one blend by the positions' neighbour masks (`masks.rs`: the tile keeps
+//! each position's neighbour spins packed in one `u32` and updates them only for the few
+//! spins that change), or one gather for groups of more rows than a mask holds.
 //!
 //! Every operation is the IEEE operation of the portable kernel, in the same order, so the
 //! output is bit-identical: `the_avx2_kernels_match_the_portable_one` checks it for every
@@ -30,6 +32,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use super::kernel::{Draw, Out, TileState};
+use super::masks::MASK_ROWS;
 use super::plan::{FusedBlock, Head, NODE_LANES, Terms};
 use crate::kernels::math::{
     C1, C2, C3, C4, C5, EXP2_CUTOFF, LOG2_E, ROUNDER, SPIN_EXP_MAX, SPIN_EXP_MIN, SPIN_EXP_SCALE,
@@ -42,6 +45,8 @@ const MAX_K: usize = 8;
 /// Where a block update on these kernels reads and writes.
 pub(super) struct Job<'a> {
     pub terms: &'a Terms,
+    /// The engine node of the block's position 0 (where its neighbour masks start).
+    pub start: usize,
     pub draw: Draw<'a>,
     pub nodes: Range<usize>,
     pub state: TileState<'a>,
@@ -381,16 +386,18 @@ fn u32_lanes(x: __m256i) -> [u32; 8] {
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn vec8(a: &[f32]) -> __m256 {
-    let a: &[f32; 8] = a[..8].try_into().expect("8 lanes");
-    _mm256_set_ps(a[7], a[6], a[5], a[4], a[3], a[2], a[1], a[0])
+    // A cast of the array, rather than `_mm256_set_ps` of its elements, which LLVM does
+    // not always fold into one load.
+    let a: [f32; 8] = a[..8].try_into().expect("8 lanes");
+    bytemuck::cast(a)
 }
 
-/// Eight `u32` as a vector.
+/// Eight `u32` as a vector (one unaligned load).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn vec8_epi32(a: &[u32]) -> __m256i {
-    let a: [i32; 8] = std::array::from_fn(|l| a[l] as i32);
-    _mm256_set_epi32(a[7], a[6], a[5], a[4], a[3], a[2], a[1], a[0])
+    let a: [u32; 8] = a[..8].try_into().expect("8 lanes");
+    bytemuck::cast(a)
 }
 
 /// Eight bytes, zero-extended to 8 `i32` lanes.
@@ -515,6 +522,7 @@ macro_rules! kernels {
                 let groups = W / 8;
                 let Job {
                     terms: t,
+                    start: _,
                     draw,
                     nodes,
                     state,
@@ -555,13 +563,18 @@ macro_rules! kernels {
 
             /// New spins (`out.bits[j − nodes.start]` is 0 or 1) of positions `nodes` of a
             /// spin block with pairwise terms only in a one-chain tile: 8 positions are
-            /// the 8 lanes, and each ELL row of neighbours is one gather per 8 positions.
-            /// Exactly the portable kernel's bits.
+            /// the 8 lanes. Each ELL row of neighbours is one blend of its weights by the
+            /// positions' neighbour masks (`state.masks`, see `masks.rs`) when the tile
+            /// keeps them and the group has at most `MASK_ROWS` rows, and one gather per
+            /// 8 positions otherwise. Two whole groups on masks are summed together, so
+            /// that four chains of dependent adds overlap. Exactly the portable kernel's
+            /// bits.
             #[target_feature(enable = $features)]
             pub(super) fn spin_nodes_one_chain(job: Job<'_>) {
                 const L: usize = NODE_LANES;
                 let Job {
                     terms: t,
+                    start,
                     draw,
                     nodes,
                     state,
@@ -569,14 +582,106 @@ macro_rules! kernels {
                 } = job;
                 let rk = round_keys(draw.key.bytes());
                 let hi = draw.update.counter_hi();
-                let zero = _mm256_setzero_ps();
-                for g in nodes.start / L..nodes.end.div_ceil(L) {
-                    let g0 = g * L;
-                    let bias: [f32; L] =
-                        std::array::from_fn(|l| t.bias.get(g0 + l).copied().unwrap_or(0.0));
-                    let mut field = [vec8(&bias[..8]), vec8(&bias[8..])];
-                    let rows = t.ell_off[g] as usize..t.ell_off[g + 1] as usize;
-                    for (idx, w2) in t.ell_idx[rows.clone()].iter().zip(&t.ell_w2[rows]) {
+                let len = t.bias.len();
+                let masks = (!state.masks.is_empty()).then(|| &state.masks[start..]);
+                let rows = |g: usize| (t.ell_off[g + 1] - t.ell_off[g]) as usize;
+                // A whole group inside `nodes` whose rows fit its masks.
+                let fast = |g: usize| {
+                    g * L >= nodes.start
+                        && (g + 1) * L <= nodes.end.min(len)
+                        && masks.is_some()
+                        && rows(g) <= MASK_ROWS
+                };
+                let end = nodes.end.div_ceil(L);
+                let mut g = nodes.start / L;
+                while g < end {
+                    let pair = masks.is_some() && g + 1 < end && fast(g) && fast(g + 1);
+                    let n = if pair { 2 } else { 1 };
+                    // The words first: their AES rounds overlap the fields' adds.
+                    let mut words = [[_mm256_setzero_si256(); 2]; 2];
+                    for (i, w) in words.iter_mut().enumerate().take(n) {
+                        let quad = ((g + i) * L / 4) as u32;
+                        *w = [
+                            node_words(&rk, draw.chain0, quad, hi),
+                            node_words(&rk, draw.chain0, quad + 2, hi),
+                        ];
+                    }
+                    let fields = match masks {
+                        Some(m) if pair => masked_fields(t, [g, g + 1], m),
+                        _ => {
+                            let m = masks.filter(|_| rows(g) <= MASK_ROWS);
+                            [group_field(t, g, state, m), [_mm256_setzero_ps(); 2]]
+                        }
+                    };
+                    for i in 0..n {
+                        decide(g + i, fields[i], words[i], nodes.clone(), out.bits);
+                    }
+                    g += n;
+                }
+            }
+
+            /// The pairwise fields of the `G` whole one-chain groups `g` from their
+            /// neighbour masks `m` (indexed by block position), their rows interleaved.
+            #[inline]
+            #[target_feature(enable = $features)]
+            fn masked_fields<const G: usize>(
+                t: &Terms,
+                g: [usize; G],
+                m: &[u32],
+            ) -> [[__m256; 2]; G] {
+                const L: usize = NODE_LANES;
+                // Loops rather than closures, which would not inherit the target features.
+                let mut rows = [(0, 0); G];
+                let mut field = [[_mm256_setzero_ps(); 2]; G];
+                let mut on = [[_mm256_setzero_si256(); 2]; G];
+                for i in 0..G {
+                    let g0 = g[i] * L;
+                    rows[i] = (t.ell_off[g[i]] as usize, t.ell_off[g[i] + 1] as usize);
+                    field[i] = [vec8(&t.bias[g0..]), vec8(&t.bias[g0 + 8..])];
+                    on[i] = [vec8_epi32(&m[g0..]), vec8_epi32(&m[g0 + 8..])];
+                }
+                let common = rows.iter().map(|(a, b)| b - a).min().unwrap_or(0);
+                for r in 0..common {
+                    for i in 0..G {
+                        masked_row(&mut field[i], &mut on[i], &t.ell_w2[rows[i].0 + r]);
+                    }
+                }
+                for i in 0..G {
+                    for w2 in &t.ell_w2[rows[i].0 + common..rows[i].1] {
+                        masked_row(&mut field[i], &mut on[i], w2);
+                    }
+                }
+                field
+            }
+
+            /// The pairwise field of one-chain group `g` (positions past the block's end
+            /// padded with 0), from its neighbour masks `m` when given, by gathers from
+            /// the spins otherwise.
+            #[inline]
+            #[target_feature(enable = $features)]
+            fn group_field(
+                t: &Terms,
+                g: usize,
+                state: TileState<'_>,
+                m: Option<&[u32]>,
+            ) -> [__m256; 2] {
+                const L: usize = NODE_LANES;
+                let g0 = g * L;
+                let bias: [f32; L] =
+                    std::array::from_fn(|l| t.bias.get(g0 + l).copied().unwrap_or(0.0));
+                let mut field = [vec8(&bias[..8]), vec8(&bias[8..])];
+                let rows = t.ell_off[g] as usize..t.ell_off[g + 1] as usize;
+                let w2s = &t.ell_w2[rows.clone()];
+                if let Some(m) = m {
+                    let m: [u32; L] =
+                        std::array::from_fn(|l| if g0 + l < t.bias.len() { m[g0 + l] } else { 0 });
+                    let mut on = [vec8_epi32(&m[..8]), vec8_epi32(&m[8..])];
+                    for w2 in w2s {
+                        masked_row(&mut field, &mut on, w2);
+                    }
+                } else {
+                    let zero = _mm256_setzero_ps();
+                    for (idx, w2) in t.ell_idx[rows].iter().zip(w2s) {
                         for (h, f) in field.iter_mut().enumerate() {
                             let b = gather_low_words(vec8_epi32(&idx[8 * h..]), state.bits);
                             // Bit 0 (the spin) to the sign: the blend's selector.
@@ -585,13 +690,50 @@ macro_rules! kernels {
                             *f = _mm256_add_ps(*f, add);
                         }
                     }
-                    let quad = (g0 / 4) as u32;
-                    let w0 = node_words(&rk, draw.chain0, quad, hi);
-                    let w1 = node_words(&rk, draw.chain0, quad + 2, hi);
-                    let up =
-                        u16::from(spin_up8(field[0], w0)) | u16::from(spin_up8(field[1], w1)) << 8;
+                }
+                field
+            }
+
+            /// Add one ELL row's weights `w2` to the two halves of a group's `field`
+            /// where the sign bits of `on` (the row's neighbour spins) are set, and move
+            /// the next row's spins to the sign bits.
+            #[inline]
+            #[target_feature(enable = $features)]
+            fn masked_row(field: &mut [__m256; 2], on: &mut [__m256i; 2], w2: &[f32; NODE_LANES]) {
+                for h in 0..2 {
+                    let sel = _mm256_castsi256_ps(on[h]);
+                    let add = _mm256_blendv_ps(_mm256_setzero_ps(), vec8(&w2[8 * h..]), sel);
+                    field[h] = _mm256_add_ps(field[h], add);
+                    on[h] = _mm256_add_epi32(on[h], on[h]);
+                }
+            }
+
+            /// Draw the spins of one-chain group `g` from its `field` and random `words`
+            /// (of its two halves), and write those of its positions inside `nodes` to
+            /// `out` (indexed from `nodes.start`).
+            #[inline]
+            #[target_feature(enable = $features)]
+            fn decide(
+                g: usize,
+                field: [__m256; 2],
+                words: [__m256i; 2],
+                nodes: Range<usize>,
+                out: &mut [u64],
+            ) {
+                const L: usize = NODE_LANES;
+                let g0 = g * L;
+                let up = u16::from(spin_up8(field[0], words[0]))
+                    | u16::from(spin_up8(field[1], words[1])) << 8;
+                if g0 >= nodes.start && g0 + L <= nodes.end {
+                    let o: &mut [u64; L] = (&mut out[g0 - nodes.start..][..L])
+                        .try_into()
+                        .expect("a whole group");
+                    for (k, o) in o.iter_mut().enumerate() {
+                        *o = u64::from(up >> k & 1);
+                    }
+                } else {
                     for j in g0.max(nodes.start)..(g0 + L).min(nodes.end) {
-                        out.bits[j - nodes.start] = u64::from(up >> (j - g0) & 1);
+                        out[j - nodes.start] = u64::from(up >> (j - g0) & 1);
                     }
                 }
             }
@@ -605,6 +747,7 @@ macro_rules! kernels {
                 let groups = W / 8;
                 let Job {
                     terms: t,
+                    start: _,
                     draw,
                     nodes,
                     state,
@@ -673,6 +816,7 @@ pub(super) mod tests {
         update_with, vec8, vec8_epi32, with_aesni, with_vaes,
     };
     use crate::fused::kernel::{Draw, Out, Scratch, TileState, update_nodes_portable};
+    use crate::fused::masks::NeighbourMasks;
     use crate::fused::plan::{FusedBlock, Head, Terms};
     use crate::kernels::aes::{BlockUpdate, WordKey, site_word};
     use crate::kernels::math::{exp2_nonpos, spin_up};
@@ -880,7 +1024,8 @@ pub(super) mod tests {
                 t.spin_off.push(0);
                 for j in 0..len {
                     t.bias.push(uniform([2.0, 30.0, 200.0][j % 3]));
-                    for e in 0..(j * 7) % 23 {
+                    // Position 20 has more rows than a neighbour mask holds.
+                    for e in 0..if j == 20 { 40 } else { (j * 7) % 23 } {
                         t.spin_idx.push(((j * 13 + e * 5) % n_tails) as u32);
                         t.spin_w2.push(if e % 5 == 4 { 0.0 } else { uniform(4.0) });
                     }
@@ -942,6 +1087,22 @@ pub(super) mod tests {
         let state = TileState {
             bits: &bits,
             cats: &cats,
+            masks: &[],
+        };
+        // One-chain kernels also run from neighbour masks, of the block placed at engine
+        // node 7 (it reads its masks from there on).
+        let start = 7;
+        let masks = if W == 1 {
+            let placed = FusedBlock {
+                start,
+                ..fb.clone()
+            };
+            let nb = NeighbourMasks::new(n_tails, [&placed].into_iter()).expect("small");
+            let mut masks = nb.zeros();
+            nb.rebuild(&bits, &mut masks);
+            masks
+        } else {
+            Vec::new()
         };
         let key = WordKey::from_seed(seed);
         // The one-chain kernels take ranges starting at a multiple of 16 (as the engine
@@ -972,9 +1133,17 @@ pub(super) mod tests {
             let Some(vaes) = detected() else {
                 return;
             };
-            for build in [false, true] {
+            let with_masks = TileState {
+                masks: &masks,
+                ..state
+            };
+            for (build, state) in [false, true]
+                .into_iter()
+                .flat_map(|b| [(b, state), (b, with_masks)])
+            {
                 let job = Job {
                     terms: &fb.terms,
+                    start,
                     draw,
                     nodes: nodes.clone(),
                     state,
@@ -991,7 +1160,12 @@ pub(super) mod tests {
                 } else {
                     update_with::<W>(fb, job, build);
                 }
-                let which = if build { "VAES" } else { "AES-NI" };
+                let which = match (build, state.masks.is_empty()) {
+                    (true, true) => "VAES",
+                    (true, false) => "VAES, neighbour masks",
+                    (false, true) => "AES-NI",
+                    (false, false) => "AES-NI, neighbour masks",
+                };
                 assert_eq!(
                     bits_a, bits_b,
                     "spin masks, {which}, W = {W}, nodes {nodes:?}"
@@ -1024,6 +1198,8 @@ pub(super) mod tests {
             let fb = random_block(seed, 37, 50, k);
             if k.is_none() {
                 kernels_agree::<1>(&fb, 50, seed + 30);
+                // Enough groups for pairs of whole groups on neighbour masks.
+                kernels_agree::<1>(&random_block(seed, 83, 120, k), 120, seed + 40);
             }
             kernels_agree::<16>(&fb, 50, seed + 10);
             kernels_agree::<64>(&fb, 50, seed + 20);

@@ -62,8 +62,16 @@ pub(super) fn supports<const W: usize>(fb: &FusedBlock, n_spins: usize) -> bool 
         && (W == 16 || W == 64 || (W == 1 && n_spins <= 1024 * MAX_WINDOWS))
 }
 
+/// Whether this CPU runs one-chain block `fb` of a tile of `n_spins` spins here.
+pub(super) fn runs_one_chain(fb: &FusedBlock, n_spins: usize) -> bool {
+    supports::<1>(fb, n_spins) && one_chain_detected()
+}
+
 /// Run `job` for block `fb` on this kernel if the block is [`supports`]ed and the CPU
 /// has the features; otherwise hand the job back untouched, for the next kernel.
+// The job handed back is a few slices, moved to the next kernel; boxing it would
+// allocate in every block update.
+#[allow(clippy::result_large_err)]
 pub(super) fn try_update<'a, const W: usize>(fb: &FusedBlock, job: Job<'a>) -> Result<(), Job<'a>> {
     let n_spins = job.state.bits.len();
     if !supports::<W>(fb, n_spins) || !detected() {
@@ -268,6 +276,7 @@ fn spin_nodes<const W: usize>(job: Job<'_>) {
     let groups = W / 16;
     let Job {
         terms: t,
+        start: _,
         draw,
         nodes,
         state,
@@ -336,6 +345,7 @@ fn spin_nodes_one_chain<const NW: usize>(job: Job<'_>) {
     const L: usize = NODE_LANES;
     let Job {
         terms: t,
+        start: _,
         draw,
         nodes,
         state,
@@ -576,6 +586,7 @@ mod tests {
         let state = TileState {
             bits: &bits,
             cats: &[],
+            masks: &[],
         };
         let key = WordKey::from_seed(seed);
         // The one-chain kernel takes ranges starting at a multiple of 16 (as the engine
@@ -603,6 +614,7 @@ mod tests {
             );
             let job = Job {
                 terms: &fb.terms,
+                start: fb.start,
                 draw,
                 nodes: nodes.clone(),
                 state,

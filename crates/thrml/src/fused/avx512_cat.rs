@@ -66,6 +66,9 @@ pub(super) fn supports<const W: usize>(fb: &FusedBlock) -> bool {
 
 /// Run `job` for block `fb` on this kernel if the block is [`supports`]ed and the CPU
 /// has the features ([`detected`]); otherwise hand the job back untouched.
+// The job handed back is a few slices, moved to the next kernel; boxing it would
+// allocate in every block update.
+#[allow(clippy::result_large_err)]
 pub(super) fn try_update<'a, const W: usize>(fb: &FusedBlock, job: Job<'a>) -> Result<(), Job<'a>> {
     if !supports::<W>(fb) || !detected() {
         return Err(job);
@@ -196,6 +199,7 @@ fn cat_nodes<const W: usize, const K: usize>(job: Job<'_>) {
     let groups = W / 16;
     let Job {
         terms: t,
+        start: _,
         draw,
         nodes,
         state,
@@ -373,6 +377,7 @@ mod tests {
         let state = TileState {
             bits: &[],
             cats: &cats,
+            masks: &[],
         };
         let key = WordKey::from_seed(seed);
         let len = fb.len;
@@ -405,6 +410,7 @@ mod tests {
             );
             let job = Job {
                 terms: &fb.terms,
+                start: fb.start,
                 draw,
                 nodes: nodes.clone(),
                 state,
@@ -475,6 +481,7 @@ mod tests {
         let key = WordKey::from_seed(1);
         let job = Job {
             terms: &job_fb.terms,
+            start: job_fb.start,
             draw: Draw {
                 key: &key,
                 update: BlockUpdate::new(0, 5),
@@ -484,6 +491,7 @@ mod tests {
             state: TileState {
                 bits: &[],
                 cats: &[0; 30 * 64],
+                masks: &[],
             },
             out: Out {
                 bits: &mut [],

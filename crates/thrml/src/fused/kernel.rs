@@ -8,7 +8,8 @@ use std::ops::Range;
 
 use multiversion::multiversion;
 
-use super::plan::{FusedBlock, GenTerm, Head, NODE_LANES, Terms};
+use super::masks::NeighbourMasks;
+use super::plan::{FusedBlock, FusedPlan, GenTerm, Head, NODE_LANES, Terms};
 use crate::kernels::aes::{BlockUpdate, WordKey, fill_words};
 use crate::kernels::math::{sample_softmax, sample_softmax_chains, spin_up};
 
@@ -32,11 +33,14 @@ impl Scratch {
     }
 }
 
-/// The state a block update reads: spins as lane masks, categoricals as `W` bytes per node.
+/// The state a block update reads: spins as lane masks, categoricals as `W` bytes per node,
+/// and in one-chain tiles that keep them the spins' neighbour masks by engine node
+/// (`masks.rs`; empty otherwise).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TileState<'a> {
     pub bits: &'a [u64],
     pub cats: &'a [u8],
+    pub masks: &'a [u32],
 }
 
 /// Where a block update writes: positions `nodes` of the block, as masks (spin heads) or
@@ -79,6 +83,30 @@ pub(crate) struct Draw<'a> {
     pub chain0: u32,
 }
 
+/// The neighbour masks that one-chain tiles of `plan` keep (`masks.rs`): those of every
+/// block the AVX2 one-chain kernel could run, when on this CPU it runs at least one block
+/// (the AVX-512 one-chain kernel reads a bitmap instead); `None` otherwise.
+pub(crate) fn one_chain_masks(plan: &FusedPlan) -> Option<NeighbourMasks> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let runs_avx2 = |fb: &FusedBlock| {
+            super::avx2::supports::<1>(fb)
+                && super::avx2::detected().is_some()
+                && !super::avx512::runs_one_chain(fb, plan.n_spin)
+        };
+        let tracked = plan
+            .blocks
+            .iter()
+            .flatten()
+            .filter(|fb| super::avx2::supports::<1>(fb));
+        if plan.blocks.iter().flatten().any(runs_avx2) {
+            return NeighbourMasks::new(plan.n_spin, tracked);
+        }
+    }
+    let _ = plan;
+    None
+}
+
 /// Draw new states for positions `nodes` of block `fb` in the `W` chains of a tile.
 ///
 /// Blocks with pairwise terms only (spins in any tile; categoricals of up to 8 categories
@@ -100,6 +128,7 @@ pub(crate) fn update_nodes<const W: usize>(
     {
         let job = super::avx2::Job {
             terms: &fb.terms,
+            start: fb.start,
             draw,
             nodes: nodes.clone(),
             state,

@@ -184,34 +184,39 @@ impl DiscreteEBMFactor {
             .all(|w| w[0].node_kind() == w[1].node_kind())
     }
 
-    /// The unmerged interaction groups: one spin group set and one group per categorical
-    /// head.
+    /// The unmerged interaction groups: the spin heads' groups ([`Self::spin_groups`]) and
+    /// one group per categorical head.
     fn interaction_groups(&self) -> Vec<InteractionGroup> {
+        let n_spin = self.spin_node_groups.len();
+        let mut groups = self.spin_groups();
+        groups.extend(self.cat_parts().into_iter().map(|part| {
+            make_group(
+                n_spin,
+                part.weights.as_standard_layout().into_owned(),
+                part.head.node_kind(),
+                part.head.nodes().to_vec(),
+                part.tails.iter().map(|b| b.nodes().to_vec()).collect(),
+            )
+        }));
+        groups
+    }
+
+    /// The spin heads' interaction groups: one group (every spin group in turn the head,
+    /// weights tiled) when they share a kind, else one per spin head.
+    fn spin_groups(&self) -> Vec<InteractionGroup> {
         let n_spin = self.spin_node_groups.len();
         let n_cat = self.categorical_node_groups.len();
         let w = &self.weighted.weights;
         let mut groups = Vec::new();
-        let tails_for = |head: usize, spin_head: bool| -> Vec<&Block> {
-            let mut tails: Vec<&Block> = Vec::new();
-            if spin_head {
-                tails.extend(
-                    self.spin_node_groups
-                        .iter()
-                        .enumerate()
-                        .filter(|&(i, _)| i != head)
-                        .map(|(_, g)| g),
-                );
-                tails.extend(&self.categorical_node_groups);
-            } else {
-                tails.extend(&self.spin_node_groups);
-                tails.extend(
-                    self.categorical_node_groups
-                        .iter()
-                        .enumerate()
-                        .filter(|&(i, _)| i != head)
-                        .map(|(_, g)| g),
-                );
-            }
+        let tails_for = |head: usize| -> Vec<&Block> {
+            let mut tails: Vec<&Block> = self
+                .spin_node_groups
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != head)
+                .map(|(_, g)| g)
+                .collect();
+            tails.extend(&self.categorical_node_groups);
             tails
         };
         if n_spin > 0 {
@@ -225,7 +230,7 @@ impl DiscreteEBMFactor {
                     .collect();
                 let mut tails: Vec<Vec<_>> = vec![Vec::new(); n_spin + n_cat - 1];
                 for h in 0..n_spin {
-                    for (t, g) in tails_for(h, true).into_iter().enumerate() {
+                    for (t, g) in tails_for(h).into_iter().enumerate() {
                         tails[t].extend_from_slice(g.nodes());
                     }
                 }
@@ -235,7 +240,7 @@ impl DiscreteEBMFactor {
             } else {
                 for h in 0..n_spin {
                     let g = &self.spin_node_groups[h];
-                    let tails = tails_for(h, true)
+                    let tails = tails_for(h)
                         .into_iter()
                         .map(|b| b.nodes().to_vec())
                         .collect();
@@ -249,30 +254,42 @@ impl DiscreteEBMFactor {
                 }
             }
         }
-        for h in 0..n_cat {
-            let g = &self.categorical_node_groups[h];
-            // Move the head's category axis (1 + h) to position 1, keep the others in order.
-            let mut perm = vec![0, 1 + h];
-            perm.extend((0..n_cat).filter(|&i| i != h).map(|i| 1 + i));
-            let moved = w
-                .view()
-                .permuted_axes(perm)
-                .as_standard_layout()
-                .into_owned();
-            let tails = tails_for(h, false)
-                .into_iter()
-                .map(|b| b.nodes().to_vec())
-                .collect();
-            groups.push(make_group(
-                n_spin,
-                moved,
-                g.node_kind(),
-                g.nodes().to_vec(),
-                tails,
-            ));
-        }
         groups
     }
+
+    /// The groups of the categorical heads before they are built: for head `h`, the
+    /// weights as a view with `h`'s category axis moved to position 1 (the others in
+    /// order), the head's nodes and its tails.
+    fn cat_parts(&self) -> Vec<CatPart<'_>> {
+        let w = &self.weighted.weights;
+        let n_cat = self.categorical_node_groups.len();
+        (0..n_cat)
+            .map(|h| {
+                let mut perm = vec![0, 1 + h];
+                perm.extend((0..n_cat).filter(|&i| i != h).map(|i| 1 + i));
+                let mut tails: Vec<&Block> = self.spin_node_groups.iter().collect();
+                tails.extend(
+                    self.categorical_node_groups
+                        .iter()
+                        .enumerate()
+                        .filter(|&(i, _)| i != h)
+                        .map(|(_, g)| g),
+                );
+                CatPart {
+                    weights: w.view().permuted_axes(perm),
+                    head: &self.categorical_node_groups[h],
+                    tails,
+                }
+            })
+            .collect()
+    }
+}
+
+/// A categorical head's interaction group before it is built ([`DiscreteEBMFactor::cat_parts`]).
+struct CatPart<'a> {
+    weights: ndarray::ArrayViewD<'a, f32>,
+    head: &'a Block,
+    tails: Vec<&'a Block>,
 }
 
 fn make_group(
@@ -410,48 +427,49 @@ impl SquareDiscreteEBMFactor {
     }
 }
 
-/// Merge interaction groups with the same tail structure into one (heads, tails and weight
-/// rows concatenated). Groups are left unmerged where node kinds differ by position.
-fn merge_groups(groups: Vec<InteractionGroup>) -> Vec<InteractionGroup> {
-    if groups.len() < 2 {
-        return groups;
-    }
-    let same_kinds = groups.windows(2).all(|w| {
-        w[0].head_nodes.node_kind() == w[1].head_nodes.node_kind()
+/// The groups of categorical heads `parts` as one group (heads, tails and weight rows
+/// concatenated) when every head and every tail position has one node kind, else one group
+/// each. The concatenated weights are copied once, straight from the factor's weights.
+fn merge_cat_parts(n_spin: usize, parts: Vec<CatPart<'_>>) -> Vec<InteractionGroup> {
+    let same_kinds = parts.windows(2).all(|w| {
+        w[0].head.node_kind() == w[1].head.node_kind()
             && w[0]
-                .tail_nodes
+                .tails
                 .iter()
-                .zip(&w[1].tail_nodes)
+                .zip(&w[1].tails)
                 .all(|(a, b)| a.node_kind() == b.node_kind())
     });
-    if !same_kinds {
-        return groups;
+    let build = |weights: ArrayD<f32>, head: &Block, heads: Vec<crate::Node>, tails| {
+        make_group(n_spin, weights, head.node_kind(), heads, tails)
+    };
+    if parts.len() < 2 || !same_kinds {
+        return parts
+            .iter()
+            .map(|p| {
+                build(
+                    p.weights.as_standard_layout().into_owned(),
+                    p.head,
+                    p.head.nodes().to_vec(),
+                    p.tails.iter().map(|b| b.nodes().to_vec()).collect(),
+                )
+            })
+            .collect();
     }
-    let payloads: Vec<&DiscreteEBMInteraction> = groups
-        .iter()
-        .map(|g| g.interaction.downcast_ref().expect("discrete payloads"))
-        .collect();
-    let views: Vec<_> = payloads.iter().map(|p| p.weights.view()).collect();
+    let views: Vec<_> = parts.iter().map(|p| p.weights.view()).collect();
     let weights = ndarray::concatenate(Axis(0), &views).expect("square weights share a shape");
-    let heads = groups
+    let heads = parts
         .iter()
-        .flat_map(|g| g.head_nodes.nodes().iter().copied())
+        .flat_map(|p| p.head.nodes().iter().copied())
         .collect();
-    let tails = (0..groups[0].tail_nodes.len())
+    let tails = (0..parts[0].tails.len())
         .map(|t| {
-            groups
+            parts
                 .iter()
-                .flat_map(|g| g.tail_nodes[t].nodes().iter().copied())
+                .flat_map(|p| p.tails[t].nodes().iter().copied())
                 .collect()
         })
         .collect();
-    vec![make_group(
-        payloads[0].n_spin,
-        weights,
-        groups[0].head_nodes.node_kind(),
-        heads,
-        tails,
-    )]
+    vec![build(weights, parts[0].head, heads, tails)]
 }
 
 impl AbstractFactor for SquareDiscreteEBMFactor {
@@ -460,13 +478,11 @@ impl AbstractFactor for SquareDiscreteEBMFactor {
     }
 
     fn to_interaction_groups(&self) -> Vec<InteractionGroup> {
-        let (spin, cat): (Vec<_>, Vec<_>) = self
-            .0
-            .interaction_groups()
-            .into_iter()
-            .partition(|g| self.0.is_spin.get(&g.head_nodes.node_kind()) == Some(&true));
-        let mut out = merge_groups(spin);
-        out.extend(merge_groups(cat));
+        // The spin heads are one group already when they share a kind (and cannot merge
+        // otherwise); the categorical heads' groups merge into one.
+        let f = &self.0;
+        let mut out = f.spin_groups();
+        out.extend(merge_cat_parts(f.spin_node_groups.len(), f.cat_parts()));
         out
     }
 }
@@ -922,4 +938,58 @@ impl AbstractParametricConditionalSampler for CategoricalGibbsConditional {
 pub fn spins_to_pm1(t: &Tensor) -> Option<ArrayD<f64>> {
     t.view::<bool>()
         .map(|a| a.mapv(|s| if s { 1.0 } else { -1.0 }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DiscreteEBMInteraction, SquareCategoricalEBMFactor};
+    use crate::factor::AbstractFactor;
+    use crate::interaction::InteractionGroup;
+    use crate::{Block, Node, NodeKind};
+    use ndarray::{ArrayD, Axis, IxDyn};
+
+    fn weights(g: &InteractionGroup) -> &ArrayD<f32> {
+        &g.interaction
+            .downcast_ref::<DiscreteEBMInteraction>()
+            .expect("a discrete payload")
+            .weights
+    }
+
+    #[test]
+    fn merged_square_groups_are_the_unmerged_ones_concatenated() {
+        // Three categorical groups of 4 nodes, 3 categories: the square factor's one group
+        // against the three groups (one per head) of its discrete factor.
+        let c = Node::many(NodeKind::CATEGORICAL, 12);
+        let groups: Vec<Block> = c
+            .chunks(4)
+            .map(|g| Block::new(g.to_vec()).unwrap())
+            .collect();
+        let w = ArrayD::from_shape_fn(IxDyn(&[4, 3, 3, 3]), |i| {
+            (i[0] * 27 + i[1] * 9 + i[2] * 3 + i[3]) as f32 * 0.25 - 5.0
+        });
+        let square = SquareCategoricalEBMFactor::new(groups, w).unwrap();
+        let merged = square.to_interaction_groups();
+        let parts = square.discrete().interaction_groups();
+        assert_eq!((merged.len(), parts.len()), (1, 3));
+        let m = &merged[0];
+        let views: Vec<_> = parts.iter().map(|p| weights(p).view()).collect();
+        assert_eq!(weights(m), &ndarray::concatenate(Axis(0), &views).unwrap());
+        assert!(weights(m).is_standard_layout());
+        let heads: Vec<Node> = parts
+            .iter()
+            .flat_map(|p| p.head_nodes.nodes().to_vec())
+            .collect();
+        assert_eq!(m.head_nodes.nodes(), &heads[..]);
+        for t in 0..2 {
+            let tails: Vec<Node> = parts
+                .iter()
+                .flat_map(|p| p.tail_nodes[t].nodes().to_vec())
+                .collect();
+            assert_eq!(m.tail_nodes[t].nodes(), &tails[..], "tail {t}");
+        }
+        // Head 1's rows hold the weights with its category axis first: row b of head 1 at
+        // [x1, x0, x2] is W[b, x0, x1, x2], here W[2, 0, 1, 2].
+        let row = weights(m).index_axis(Axis(0), 4 + 2);
+        assert_eq!(row[[1, 0, 2]], (2 * 27 + 3 + 2) as f32 * 0.25 - 5.0);
+    }
 }

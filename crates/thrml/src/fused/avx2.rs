@@ -595,9 +595,10 @@ macro_rules! kernels {
                 let end = nodes.end.div_ceil(L);
                 let mut g = nodes.start / L;
                 while g < end {
-                    let pair = masks.is_some() && g + 1 < end && fast(g) && fast(g + 1);
+                    let pair = g + 1 < end && fast(g) && fast(g + 1);
                     let n = if pair { 2 } else { 1 };
-                    // The words first: their AES rounds overlap the fields' adds.
+                    // The words first, so that their AES rounds can overlap the fields'
+                    // adds.
                     let mut words = [[_mm256_setzero_si256(); 2]; 2];
                     for (i, w) in words.iter_mut().enumerate().take(n) {
                         let quad = ((g + i) * L / 4) as u32;

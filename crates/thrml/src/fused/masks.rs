@@ -4,8 +4,8 @@
 //! With a single chain the AVX2 kernel vectorises across the 16 positions of an ELL group
 //! (`plan::Terms::build_ell`), and looking up row `r`'s 16 neighbour spins took two
 //! 8-lane gathers: about 60 % of that kernel's time, since a gather costs about 2 cycles
-//! per element. Most spins keep their value in an update (at equilibrium a spin of
-//! Pegasus(14) with N(0, 1) couplings changes in about one update in ten), so pushing each
+//! per element. Most spins keep their value in an update (on Pegasus(14) with N(0, 1)
+//! couplings at β = 1, about 3 % of spin updates change the spin), so pushing each
 //! change to the masks of its neighbours costs far less than pulling every neighbour's
 //! spin in every update. Position `j`'s mask holds the spin of its row-`r` neighbour in
 //! bit `31 − r`, so that the kernel moves row `r + 1` to the sign bit, the selector of a
@@ -115,9 +115,7 @@ impl NeighbourMasks {
 
     /// [`NeighbourMasks::write`] from a slice. Few spins change in an update (about 3 % of
     /// them on Pegasus(14) with N(0, 1) couplings), so the changes of 64 spins at a time
-    /// are found without a branch, and only the changed spins flip their masks. The
-    /// entries of the changed spins among 512 are loaded first, so that their cache misses
-    /// overlap, and flipped after.
+    /// are found without a branch, and only the changed spins flip their masks.
     pub(crate) fn write_slice(
         &self,
         bits: &mut [u64],
@@ -125,33 +123,13 @@ impl NeighbourMasks {
         new: &[u64],
         masks: &mut [u32],
     ) {
-        const WORDS: usize = 8;
         let bits = &mut bits[first..first + new.len()];
-        for (kb, (bb, nb)) in bits
-            .chunks_mut(64 * WORDS)
-            .zip(new.chunks(64 * WORDS))
-            .enumerate()
-        {
-            let base = first + 64 * WORDS * kb;
-            let mut changed = [0u64; WORDS];
-            let mut touched = 0u32;
-            for (k, (b, n)) in bb.chunks_mut(64).zip(nb.chunks(64)).enumerate() {
-                changed[k] = changes(b, n);
-                b.copy_from_slice(n);
-                let mut c = changed[k];
-                while c != 0 {
-                    let i = base + 64 * k + c.trailing_zeros() as usize;
-                    touched ^= self.ent.get(self.off[i] as usize).copied().unwrap_or(0);
-                    c &= c - 1;
-                }
-            }
-            std::hint::black_box(touched);
-            for (k, &c) in changed.iter().enumerate() {
-                let mut c = c;
-                while c != 0 {
-                    self.flip(base + 64 * k + c.trailing_zeros() as usize, masks);
-                    c &= c - 1;
-                }
+        for (k, (b, n)) in bits.chunks_mut(64).zip(new.chunks(64)).enumerate() {
+            let mut c = changes(b, n);
+            b.copy_from_slice(n);
+            while c != 0 {
+                self.flip(first + 64 * k + c.trailing_zeros() as usize, masks);
+                c &= c - 1;
             }
         }
     }

@@ -189,15 +189,7 @@ impl DiscreteEBMFactor {
     fn interaction_groups(&self) -> Vec<InteractionGroup> {
         let n_spin = self.spin_node_groups.len();
         let mut groups = self.spin_groups();
-        groups.extend(self.cat_parts().into_iter().map(|part| {
-            make_group(
-                n_spin,
-                part.weights.as_standard_layout().into_owned(),
-                part.head.node_kind(),
-                part.head.nodes().to_vec(),
-                part.tails.iter().map(|b| b.nodes().to_vec()).collect(),
-            )
-        }));
+        groups.extend(self.cat_parts().iter().map(|part| part.group(n_spin)));
         groups
     }
 
@@ -290,6 +282,19 @@ struct CatPart<'a> {
     weights: ndarray::ArrayViewD<'a, f32>,
     head: &'a Block,
     tails: Vec<&'a Block>,
+}
+
+impl CatPart<'_> {
+    /// The group alone, its weights copied (`n_spin` spin tails).
+    fn group(&self, n_spin: usize) -> InteractionGroup {
+        make_group(
+            n_spin,
+            self.weights.as_standard_layout().into_owned(),
+            self.head.node_kind(),
+            self.head.nodes().to_vec(),
+            self.tails.iter().map(|b| b.nodes().to_vec()).collect(),
+        )
+    }
 }
 
 fn make_group(
@@ -439,21 +444,8 @@ fn merge_cat_parts(n_spin: usize, parts: Vec<CatPart<'_>>) -> Vec<InteractionGro
                 .zip(&w[1].tails)
                 .all(|(a, b)| a.node_kind() == b.node_kind())
     });
-    let build = |weights: ArrayD<f32>, head: &Block, heads: Vec<crate::Node>, tails| {
-        make_group(n_spin, weights, head.node_kind(), heads, tails)
-    };
     if parts.len() < 2 || !same_kinds {
-        return parts
-            .iter()
-            .map(|p| {
-                build(
-                    p.weights.as_standard_layout().into_owned(),
-                    p.head,
-                    p.head.nodes().to_vec(),
-                    p.tails.iter().map(|b| b.nodes().to_vec()).collect(),
-                )
-            })
-            .collect();
+        return parts.iter().map(|p| p.group(n_spin)).collect();
     }
     let views: Vec<_> = parts.iter().map(|p| p.weights.view()).collect();
     let weights = ndarray::concatenate(Axis(0), &views).expect("square weights share a shape");
@@ -469,7 +461,13 @@ fn merge_cat_parts(n_spin: usize, parts: Vec<CatPart<'_>>) -> Vec<InteractionGro
                 .collect()
         })
         .collect();
-    vec![build(weights, parts[0].head, heads, tails)]
+    vec![make_group(
+        n_spin,
+        weights,
+        parts[0].head.node_kind(),
+        heads,
+        tails,
+    )]
 }
 
 impl AbstractFactor for SquareDiscreteEBMFactor {

@@ -78,7 +78,7 @@ pub(super) fn try_update<'a, const W: usize>(fb: &FusedBlock, job: Job<'a>) -> R
         return Err(job);
     }
     if W > 1 {
-        run(spin_nodes::<W>, job);
+        run(spin_nodes::<W, 1>, [job]);
         return Ok(());
     }
     if !one_chain_detected() {
@@ -94,6 +94,21 @@ pub(super) fn try_update<'a, const W: usize>(fb: &FusedBlock, job: Job<'a>) -> R
         7 => run(spin_nodes_one_chain::<7>, job),
         _ => run(spin_nodes_one_chain::<MAX_WINDOWS>, job),
     }
+    Ok(())
+}
+
+/// [`try_update`] of the same positions of block `fb` in two tiles of `W > 1` chains at
+/// once (`jobs` differ only in their tiles' first chains, states and outputs), or both jobs
+/// handed back untouched.
+#[allow(clippy::result_large_err)]
+pub(super) fn try_update_pair<'a, const W: usize>(
+    fb: &FusedBlock,
+    jobs: [Job<'a>; 2],
+) -> Result<(), [Job<'a>; 2]> {
+    if W == 1 || !supports::<W>(fb, jobs[0].state.bits.len()) || !detected() {
+        return Err(jobs);
+    }
+    run(spin_nodes::<W, 2>, jobs);
     Ok(())
 }
 
@@ -118,16 +133,26 @@ pub(super) fn splat(x: f32) -> __m512 {
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub(super) fn exp2_fma16(x: __m512) -> __m512 {
-    let shifted = _mm512_add_ps(x, splat(ROUNDER));
-    let n = _mm512_sub_ps(shifted, splat(ROUNDER));
-    let f = _mm512_sub_ps(x, n);
-    let mut p = _mm512_fmadd_ps(splat(C5), f, splat(C4));
-    p = _mm512_fmadd_ps(p, f, splat(C3));
-    p = _mm512_fmadd_ps(p, f, splat(C2));
-    p = _mm512_fmadd_ps(p, f, splat(C1));
-    p = _mm512_fmadd_ps(p, f, splat(1.0));
-    let scale = _mm512_slli_epi32::<23>(_mm512_castps_si512(shifted));
-    _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(p), scale))
+    exp2_fma16_n([x])[0]
+}
+
+/// [`exp2_fma16`] of `N` registers, step by step across them.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn exp2_fma16_n<const N: usize>(x: [__m512; N]) -> [__m512; N] {
+    let shifted = x.map(|x| _mm512_add_ps(x, splat(ROUNDER)));
+    let n = shifted.map(|s| _mm512_sub_ps(s, splat(ROUNDER)));
+    let f: [__m512; N] = std::array::from_fn(|i| _mm512_sub_ps(x[i], n[i]));
+    let mut p = f.map(|f| _mm512_fmadd_ps(splat(C5), f, splat(C4)));
+    for c in [C3, C2, C1, 1.0] {
+        for (p, &f) in p.iter_mut().zip(&f) {
+            *p = _mm512_fmadd_ps(*p, f, splat(c));
+        }
+    }
+    std::array::from_fn(|i| {
+        let scale = _mm512_slli_epi32::<23>(_mm512_castps_si512(shifted[i]));
+        _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(p[i]), scale))
+    })
 }
 
 /// `spin_up(γ_l, w_l)` in 16 lanes, as bit `l` of the result: the portable decision,
@@ -135,13 +160,25 @@ pub(super) fn exp2_fma16(x: __m512) -> __m512 {
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn spin_up16(gamma: __m512, words: __m512i) -> u16 {
-    let x = _mm512_mul_ps(gamma, splat(SPIN_EXP_SCALE));
+    spin_up16_n([gamma], [words])[0]
+}
+
+/// [`spin_up16`] of `N` registers, each step of the decision across all of them before
+/// the next, so that their `N` dependency chains sit side by side in the instruction
+/// stream.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn spin_up16_n<const N: usize>(gamma: [__m512; N], words: [__m512i; N]) -> [u16; N] {
+    let x = gamma.map(|g| _mm512_mul_ps(g, splat(SPIN_EXP_SCALE)));
     // `x > MIN ? x : MIN`, then `x < MAX ? x : MAX` (NaN → MIN): `vmaxps` and `vminps`
     // return their second operand when either is NaN, as the portable selects do.
-    let x = _mm512_min_ps(_mm512_max_ps(x, splat(SPIN_EXP_MIN)), splat(SPIN_EXP_MAX));
-    let t = exp2_fma16(x);
-    let k = _mm512_cvtepi32_ps(_mm512_srli_epi32::<8>(words));
-    _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_fmadd_ps(k, t, k), splat(16_777_216.0))
+    let x = x.map(|x| _mm512_max_ps(x, splat(SPIN_EXP_MIN)));
+    let x = x.map(|x| _mm512_min_ps(x, splat(SPIN_EXP_MAX)));
+    let t = exp2_fma16_n(x);
+    let k = words.map(|w| _mm512_cvtepi32_ps(_mm512_srli_epi32::<8>(w)));
+    std::array::from_fn(|i| {
+        _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_fmadd_ps(k[i], t[i], k[i]), splat(16_777_216.0))
+    })
 }
 
 /// The 11 AES-128 round keys of `key`, each in the four 128-bit lanes of a `zmm`.
@@ -252,79 +289,112 @@ pub(super) fn chain_words(rk: &[__m512i; 11], c0: u32, quad: u32, hi: [u32; 2]) 
 /// `groups` 16-bit quarters of the tail's mask are the lane masks.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn add_coupling<const G: usize>(
-    acc: &mut [__m512; G],
-    quarters: &[u16],
-    tail: u32,
-    w2: f32,
-    groups: usize,
-) {
-    let q = &quarters[4 * tail as usize..][..G];
-    let w2 = splat(w2);
-    for (a, &m) in acc.iter_mut().zip(q).take(groups) {
+fn add_coupling(acc: &mut [__m512], quarters: &[[u16; 4]], tail: u32, w2: __m512) {
+    for (a, &m) in acc.iter_mut().zip(&quarters[tail as usize]) {
         *a = _mm512_mask_add_ps(*a, m, *a, w2);
     }
 }
 
-/// New lane masks of positions `nodes` of a spin block with pairwise terms only:
-/// `out.bits[j − nodes.start]` is the mask of position `j`, exactly as the portable kernel
-/// computes it.
+/// The first four of eight registers.
+#[inline]
+fn first4<V: Copy>(v: [V; 8]) -> [V; 4] {
+    [v[0], v[1], v[2], v[3]]
+}
+
+/// Most tiles that one call of [`spin_nodes`] updates together.
+const MAX_TILES: usize = 2;
+
+/// New lane masks of positions `nodes` of a spin block with pairwise terms only, in the
+/// `T` tiles of `jobs` at once (the same block, positions and update; tiles of `W`
+/// chains): `jobs[x].out.bits[j − nodes.start]` is the mask of position `j` in tile `x`,
+/// exactly as the portable kernel computes it.
+///
+/// Each position's field is `T · W / 16` independent chains of masked adds, one per 16
+/// chains, and its decision as many chains again; a node of one 64-chain tile has too
+/// few of them to keep the out-of-order core busy (most of its time is their latency),
+/// so the tiles of a batch are updated in pairs where they can be.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,vaes,avx2,fma,aes")]
-fn spin_nodes<const W: usize>(job: Job<'_>) {
+fn spin_nodes<const W: usize, const T: usize>(jobs: [Job<'_>; T]) {
     assert!(W == 16 || W == 64, "tiles of 16 or 64 chains");
-    const MAX_GROUPS: usize = 4;
+    assert!((1..=MAX_TILES).contains(&T), "one or two tiles");
+    const MAX_GROUPS: usize = 4 * MAX_TILES;
     let groups = W / 16;
+    let n_groups = T * groups;
     let Job {
         terms: t,
-        start: _,
         draw,
-        nodes,
-        state,
-        out,
-    } = job;
+        ref nodes,
+        ..
+    } = jobs[0];
+    let nodes = nodes.clone();
     let rk = round_keys(draw.key.bytes());
     let hi = draw.update.counter_hi();
-    // The masks as 16-bit quarters (little-endian: chains c0 .. c0 + 16 first), each one
-    // a mask register.
-    let quarters: &[u16] = bytemuck::cast_slice(state.bits);
-    let group_words = |g: usize, quad: usize| {
-        let c0 = draw.chain0.wrapping_add(16 * g as u32);
+    // Each tile's masks as 16-bit quarters (little-endian: chains c0 .. c0 + 16 first),
+    // each one a mask register.
+    let quarters: [&[[u16; 4]]; T] =
+        std::array::from_fn(|x| bytemuck::cast_slice(jobs[x].state.bits));
+    let chain0: [u32; T] = std::array::from_fn(|x| jobs[x].draw.chain0);
+    // Group `f` is chains `16 · (f mod groups)` on of tile `f / groups`.
+    let group_words = |f: usize, quad: usize| {
+        let c0 = chain0[f / groups].wrapping_add(16 * (f % groups) as u32);
         chain_words(&rk, c0, quad as u32, hi)
     };
-    let mut words = [[_mm512_setzero_si512(); 4]; MAX_GROUPS];
-    for (g, w) in words.iter_mut().enumerate().take(groups) {
-        *w = group_words(g, nodes.start / 4);
+    let mut out_bits: [&mut [u64]; T] = jobs.map(|job| job.out.bits);
+    // The words of this quad (`words[cur]`) and of the next.
+    let mut words = [[[_mm512_setzero_si512(); 4]; MAX_GROUPS]; 2];
+    let mut cur = 0;
+    for (f, w) in words[cur].iter_mut().enumerate().take(n_groups) {
+        *w = group_words(f, nodes.start / 4);
     }
     let mut j = nodes.start;
     while j < nodes.end {
         let quad_end = (j / 4 * 4 + 4).min(nodes.end);
-        // The next quad's words, one group per node of this quad (the rest after it), so
-        // that the AES rounds spread over the quad and overlap its couplings.
-        let mut next = [[_mm512_setzero_si512(); 4]; MAX_GROUPS];
+        // The next quad's words, spread over this quad's nodes (the rest after it), so
+        // that the AES rounds overlap its couplings.
         let more = quad_end < nodes.end;
+        let per_node = n_groups.div_ceil(4);
         let mut done = 0;
         for jj in j..quad_end {
-            if more && done < groups {
-                next[done] = group_words(done, quad_end / 4);
+            while more && done < n_groups.min(per_node * (jj - j + 1)) {
+                words[1 - cur][done] = group_words(done, quad_end / 4);
                 done += 1;
             }
             let e = t.spin_off[jj] as usize..t.spin_off[jj + 1] as usize;
             let mut acc = [splat(t.bias[jj]); MAX_GROUPS];
             for (&i, &w2) in t.spin_idx[e.clone()].iter().zip(&t.spin_w2[e]) {
-                add_coupling(&mut acc, quarters, i, w2, groups);
+                let w2 = splat(w2);
+                for (x, q) in quarters.iter().enumerate() {
+                    add_coupling(&mut acc[x * groups..(x + 1) * groups], q, i, w2);
+                }
             }
-            let mut mask = 0u64;
-            for g in 0..groups {
-                mask |= u64::from(spin_up16(acc[g], words[g][jj % 4])) << (16 * g);
+            let w: [__m512i; MAX_GROUPS] = std::array::from_fn(|f| words[cur][f][jj % 4]);
+            let mut up = [0; MAX_GROUPS];
+            match n_groups {
+                8 => up = spin_up16_n(acc, w),
+                4 => up[..4].copy_from_slice(&spin_up16_n::<4>(first4(acc), first4(w))),
+                _ => {
+                    for f in 0..n_groups {
+                        up[f] = spin_up16(acc[f], w[f]);
+                    }
+                }
             }
-            out.bits[jj - nodes.start] = mask;
+            for (x, bits) in out_bits.iter_mut().enumerate() {
+                let mask =
+                    (0..groups).fold(0u64, |m, g| m | u64::from(up[x * groups + g]) << (16 * g));
+                bits[jj - nodes.start] = mask;
+            }
         }
         if more {
-            for (g, w) in next.iter_mut().enumerate().take(groups).skip(done) {
-                *w = group_words(g, quad_end / 4);
+            for (f, w) in words[1 - cur]
+                .iter_mut()
+                .enumerate()
+                .take(n_groups)
+                .skip(done)
+            {
+                *w = group_words(f, quad_end / 4);
             }
         }
-        words = next;
+        cur = 1 - cur;
         j = quad_end;
     }
 }
@@ -409,7 +479,10 @@ fn spin_nodes_one_chain<const NW: usize>(job: Job<'_>) {
 mod tests {
     use std::arch::x86_64::*;
 
-    use super::{chain_words, detected, one_chain_detected, round_keys, spin_up16, try_update};
+    use super::{
+        chain_words, detected, one_chain_detected, round_keys, spin_up16, try_update,
+        try_update_pair,
+    };
     use crate::fused::avx2::Job;
     use crate::fused::avx2::tests::random_block;
     use crate::fused::kernel::{Draw, Out, Scratch, TileState, update_nodes_portable};
@@ -645,6 +718,84 @@ mod tests {
         for seed in [1, 2, 3] {
             kernel_agrees::<16>(seed, 37, 50);
             kernel_agrees::<64>(seed + 10, 37, 50);
+        }
+    }
+
+    #[test]
+    fn the_pair_kernel_matches_the_portable_one_in_each_tile() {
+        for seed in [4, 5] {
+            pair_agrees::<16>(seed, 37, 50);
+            pair_agrees::<64>(seed + 10, 37, 50);
+        }
+    }
+
+    /// Two tiles of different spins and first chains updated together by
+    /// `try_update_pair` give, in each tile, the portable kernel's masks.
+    fn pair_agrees<const W: usize>(seed: u64, len: usize, n_tails: usize) {
+        let fb = spread_block(seed, len, n_tails);
+        let mut rng = Key::new(seed).chain_rngs(1).remove(0);
+        let bits: [Vec<u64>; 2] = std::array::from_fn(|_| {
+            (0..n_tails)
+                .map(|_| rng.next_u64() & (u64::MAX >> (64 - W)))
+                .collect()
+        });
+        let state = |x: usize| TileState {
+            bits: &bits[x],
+            cats: &[],
+            masks: &[],
+        };
+        let key = WordKey::from_seed(seed);
+        // Ranges that start and end inside a quad of nodes, and a single node.
+        for (chain0, nodes) in [
+            ([0, 64], 0..fb.len),
+            ([448, 128], 3..fb.len - 2),
+            ([1000, 0], 5..6),
+        ] {
+            let draw = |x: usize| Draw {
+                key: &key,
+                update: BlockUpdate::new(9, 3),
+                chain0: chain0[x],
+            };
+            let n = nodes.len();
+            let want: Vec<Vec<u64>> = (0..2)
+                .map(|x| {
+                    let mut a = vec![0u64; n];
+                    let out = Out {
+                        bits: &mut a,
+                        cats: &mut [],
+                    };
+                    let mut scratch = Scratch::new(W, 8);
+                    update_nodes_portable::<W>(
+                        &fb,
+                        draw(x),
+                        nodes.clone(),
+                        state(x),
+                        out,
+                        &mut scratch,
+                    );
+                    a
+                })
+                .collect();
+            let (mut b0, mut b1) = (vec![0u64; n], vec![0u64; n]);
+            let job = |x: usize, bits| Job {
+                terms: &fb.terms,
+                start: fb.start,
+                draw: draw(x),
+                nodes: nodes.clone(),
+                state: state(x),
+                out: Out {
+                    bits,
+                    cats: &mut [],
+                },
+            };
+            if try_update_pair::<W>(&fb, [job(0, &mut b0), job(1, &mut b1)]).is_err() {
+                assert!(!detected());
+                return;
+            }
+            assert_eq!([&want[0], &want[1]], [&b0, &b1], "W = {W}, nodes {nodes:?}");
+            if n > 10 {
+                assert_ne!(want[0], want[1], "not vacuous");
+            }
         }
     }
 

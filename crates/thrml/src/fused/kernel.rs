@@ -150,6 +150,37 @@ pub(crate) fn update_nodes<const W: usize>(
     update_nodes_portable::<W>(fb, draw, nodes, state, out, scratch);
 }
 
+/// [`update_nodes`] of positions `nodes` of block `fb` in two tiles at once, where a
+/// kernel updates tiles in pairs (the AVX-512 spin kernel): the same bits as two calls of
+/// [`update_nodes`]. Returns `false`, having written nothing, where none does.
+pub(crate) fn update_pair<const W: usize>(
+    fb: &FusedBlock,
+    draws: [Draw<'_>; 2],
+    nodes: Range<usize>,
+    states: [TileState<'_>; 2],
+    outs: [Out<'_>; 2],
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let [(d0, s0), (d1, s1)] = [(draws[0], states[0]), (draws[1], states[1])];
+        let [o0, o1] = outs;
+        let job = |draw, state, out| super::avx2::Job {
+            terms: &fb.terms,
+            start: fb.start,
+            draw,
+            nodes: nodes.clone(),
+            state,
+            out,
+        };
+        super::avx512::try_update_pair::<W>(fb, [job(d0, s0, o0), job(d1, s1, o1)]).is_ok()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (fb, draws, nodes, states, outs);
+        false
+    }
+}
+
 /// [`update_nodes`] in portable code, vectorised by LLVM for each instruction set.
 #[multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt+sse4.2+sse4.1+ssse3",

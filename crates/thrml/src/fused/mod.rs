@@ -213,6 +213,9 @@ pub(crate) struct Engine<'p> {
     neighbours: Option<NeighbourMasks>,
     /// Node-parallel workers' buffers (empty when threads run over tiles).
     par_scratch: Vec<Scratch>,
+    /// Tiles per task when threads run over tiles: 2 where the tiles are many enough to
+    /// be updated in pairs ([`update_tiles`]) without idling a thread, else 1.
+    tiles_per_task: usize,
     /// Whether engine states changed since the last [`Engine::export`].
     pub(crate) dirty: bool,
 }
@@ -290,6 +293,11 @@ impl<'p> Engine<'p> {
         } else {
             Vec::new()
         };
+        // Pairs of tiles, when the pairs still give every thread the same number of
+        // tasks (or so many that the last round hardly matters).
+        let pairs = lanes > 1
+            && n_tiles >= 2 * threads
+            && (n_tiles.div_ceil(2) % threads == 0 || n_tiles >= 8 * threads);
         Engine {
             plan,
             key: WordKey::from(key.fold_in(WORD_STREAM)),
@@ -298,6 +306,7 @@ impl<'p> Engine<'p> {
             tiles,
             neighbours,
             par_scratch,
+            tiles_per_task: if pairs { 2 } else { 1 },
             dirty: false,
         }
     }
@@ -427,11 +436,13 @@ impl<'p> Engine<'p> {
         let nb = self.neighbours.as_ref();
         let fused = || plan.fused(blocks);
         if self.par_scratch.is_empty() {
-            self.tiles.par_iter_mut().for_each(|tile| {
-                for fb in fused() {
-                    with_lanes!(lanes, W => update_tile::<W>(tile, fb, key, nb, sweep));
-                }
-            });
+            self.tiles
+                .par_chunks_mut(self.tiles_per_task)
+                .for_each(|tiles| {
+                    for fb in fused() {
+                        with_lanes!(lanes, W => update_tiles::<W>(tiles, fb, key, nb, sweep));
+                    }
+                });
         } else {
             for tile in &mut self.tiles {
                 for fb in fused() {
@@ -468,15 +479,17 @@ impl<'p> Engine<'p> {
         }
         let (plan, key, lanes) = (self.plan, &self.key, self.lanes);
         let nb = self.neighbours.as_ref();
-        self.tiles.par_iter_mut().for_each(|tile| {
-            for s in first..first + n {
-                for blocks in order {
-                    for fb in plan.fused(blocks) {
-                        with_lanes!(lanes, W => update_tile::<W>(tile, fb, key, nb, s));
+        self.tiles
+            .par_chunks_mut(self.tiles_per_task)
+            .for_each(|tiles| {
+                for s in first..first + n {
+                    for blocks in order {
+                        for fb in plan.fused(blocks) {
+                            with_lanes!(lanes, W => update_tiles::<W>(tiles, fb, key, nb, s));
+                        }
                     }
                 }
-            }
-        });
+            });
         self.dirty = true;
     }
 }
@@ -676,6 +689,46 @@ fn update_tile<const W: usize>(
         scratch,
     );
     write_block::<W>(fb, nb, (bits, cats, masks), 0..len, (out_bits, out_cats));
+}
+
+/// Update block `fb` of each of `tiles` in place: both at once when they are two and a
+/// kernel updates pairs (`kernel::update_pair`, the same bits), else one by one.
+fn update_tiles<const W: usize>(
+    tiles: &mut [Tile],
+    fb: &FusedBlock,
+    key: &WordKey,
+    nb: Option<&NeighbourMasks>,
+    sweep: u64,
+) {
+    if let [a, b] = tiles {
+        let len = fb.len;
+        let [da, db] = [a.chain0, b.chain0].map(|c0| draw(key, fb, sweep, c0));
+        // A tile's state to read and its output to write.
+        fn split(t: &mut Tile, head: Head, len: usize, lanes: usize) -> (TileState<'_>, Out<'_>) {
+            let state = TileState {
+                bits: &t.bits,
+                cats: &t.cats,
+                masks: &t.masks,
+            };
+            (
+                state,
+                Out::of(head, &mut t.out_bits, &mut t.out_cats, 0..len, lanes),
+            )
+        }
+        let (sa, oa) = split(a, fb.head, len, W);
+        let (sb, ob) = split(b, fb.head, len, W);
+        let paired = kernel::update_pair::<W>(fb, [da, db], 0..len, [sa, sb], [oa, ob]);
+        if paired {
+            for t in [a, b] {
+                let state = (&mut t.bits[..], &mut t.cats[..], &mut t.masks[..]);
+                write_block::<W>(fb, nb, state, 0..len, (&t.out_bits, &t.out_cats));
+            }
+            return;
+        }
+    }
+    for tile in tiles {
+        update_tile::<W>(tile, fb, key, nb, sweep);
+    }
 }
 
 /// Copy positions `part` of block `fb`'s new states (`out`, indexed by position) into a

@@ -18,6 +18,10 @@
 //! `the_avx512_kernel_matches_the_portable_one` checks it, and the unit tests check the
 //! AES words and the decisions against their scalar definitions.
 //!
+//! One node of a 64-chain tile is only four such chains of dependent adds, and four of the
+//! decision's: too few to hide their latency, so `spin_nodes` takes two tiles at once
+//! where the engine pairs them (eight of each; `try_update_pair`).
+//!
 //! One-chain tiles run on `spin_nodes_one_chain`: 16 nodes per register, their
 //! neighbours' spins looked up in a bitmap of the tile with byte permutations (AVX-512
 //! VBMI). Categorical blocks run on `avx512_cat.rs`.

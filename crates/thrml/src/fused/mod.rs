@@ -29,7 +29,10 @@
 //! on the tile width, the SIMD level or the thread count, so results are bit-identical for
 //! any number of threads, any batch size (a chain run alone draws what it draws in a batch)
 //! and any SIMD level. Threads run over tiles when there are at least as many tiles as
-//! threads, and over the nodes of each block otherwise: for runs of at least 2²⁰ flips a
+//! threads (over pairs of tiles where there are at least twice as many and the pairs
+//! still load the threads evenly: the AVX-512 spin kernel updates two 64-chain tiles per
+//! call, which keeps twice as many independent add chains in flight), and over the nodes
+//! of each block otherwise: for runs of at least 2²⁰ flips a
 //! team of threads stays together for all the sweeps and meets at a spinning barrier after
 //! each block (waking pool threads for every block of a thousand one-chain nodes would
 //! cost more than the block), for shorter runs the pool splits each block update. With a

@@ -246,10 +246,18 @@ fn node_words(rk: &[__m512i; 11], chain: u32, quad: u32, hi: [u32; 2]) -> __m512
 #[inline]
 #[target_feature(enable = "avx512f,vaes")]
 pub(super) fn chain_words(rk: &[__m512i; 11], c0: u32, quad: u32, hi: [u32; 2]) -> [__m512i; 4] {
+    let x = chain_blocks(c0, quad, hi);
+    transpose_words(encrypt4(rk, x))
+}
+
+/// The counter blocks of [`chain_words`], before encryption: register `i` holds the blocks
+/// of chains `c0 + i`, `c0 + 4 + i`, `c0 + 8 + i`, `c0 + 12 + i`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn chain_blocks(c0: u32, quad: u32, hi: [u32; 2]) -> [__m512i; 4] {
     let [h0, h1] = hi.map(|h| h as i32);
     let q = quad as i32;
     let c = |d: u32| c0.wrapping_add(d) as i32;
-    // Register i holds the blocks of chains c0 + i, c0 + 4 + i, c0 + 8 + i, c0 + 12 + i.
     let base = _mm512_setr_epi32(
         c(0),
         q,
@@ -268,15 +276,20 @@ pub(super) fn chain_words(rk: &[__m512i; 11], c0: u32, quad: u32, hi: [u32; 2]) 
         h0,
         h1,
     );
-    let x = std::array::from_fn(|i| {
+    std::array::from_fn(|i| {
         let i = i as i32;
         _mm512_add_epi32(
             base,
             _mm512_setr_epi32(i, 0, 0, 0, i, 0, 0, 0, i, 0, 0, 0, i, 0, 0, 0),
         )
-    });
-    let [x0, x1, x2, x3] = encrypt4(rk, x);
-    // A 4 × 4 transpose in each 128-bit lane: word w of the four chains.
+    })
+}
+
+/// The words of [`chain_words`] from its encrypted blocks: a 4 × 4 transpose in each
+/// 128-bit lane, so that lane `l` of `result[w]` is word `w` of chain `c0 + l`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn transpose_words([x0, x1, x2, x3]: [__m512i; 4]) -> [__m512i; 4] {
     let t0 = _mm512_unpacklo_epi32(x0, x1);
     let t1 = _mm512_unpacklo_epi32(x2, x3);
     let t2 = _mm512_unpackhi_epi32(x0, x1);
@@ -296,6 +309,43 @@ pub(super) fn chain_words(rk: &[__m512i; 11], c0: u32, quad: u32, hi: [u32; 2]) 
 fn add_coupling(acc: &mut [__m512], quarters: &[[u16; 4]], tail: u32, w2: __m512) {
     for (a, &m) in acc.iter_mut().zip(&quarters[tail as usize]) {
         *a = _mm512_mask_add_ps(*a, m, *a, w2);
+    }
+}
+
+/// [`add_coupling`] of the four groups of a 64-chain tile, the tail's mask `q` read as
+/// two 32-bit mask registers, each shifted once, in four mask registers of its own (LLVM
+/// would load all eight masks of a pair of tiles at once, and spill one of the seven).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn add_coupling4(acc: &mut [__m512], q: &[u16; 4], w2: __m512) {
+    let [a0, a1, a2, a3] = acc else {
+        unreachable!("four groups")
+    };
+    #[allow(unsafe_code)]
+    // SAFETY: reads the 8 bytes of `q`, a live `&[u16; 4]`, and writes only the named
+    // registers, with AVX-512 F and BW, which the caller's target features enable.
+    unsafe {
+        std::arch::asm!(
+            "kmovd {k0}, dword ptr [{q}]",
+            "kmovd {k2}, dword ptr [{q} + 4]",
+            "kshiftrd {k1}, {k0}, 16",
+            "kshiftrd {k3}, {k2}, 16",
+            "vaddps {a0} {{{k0}}}, {a0}, {w}",
+            "vaddps {a1} {{{k1}}}, {a1}, {w}",
+            "vaddps {a2} {{{k2}}}, {a2}, {w}",
+            "vaddps {a3} {{{k3}}}, {a3}, {w}",
+            q = in(reg) q.as_ptr(),
+            w = in(zmm_reg) w2,
+            a0 = inout(zmm_reg) *a0,
+            a1 = inout(zmm_reg) *a1,
+            a2 = inout(zmm_reg) *a2,
+            a3 = inout(zmm_reg) *a3,
+            k0 = out(kreg) _,
+            k1 = out(kreg) _,
+            k2 = out(kreg) _,
+            k3 = out(kreg) _,
+            options(pure, readonly, nostack, preserves_flags),
+        );
     }
 }
 
@@ -359,18 +409,50 @@ fn spin_nodes<const W: usize, const T: usize>(jobs: [Job<'_>; T]) {
         let per_node = n_groups.div_ceil(4);
         let mut done = 0;
         for jj in j..quad_end {
-            while more && done < n_groups.min(per_node * (jj - j + 1)) {
-                words[1 - cur][done] = group_words(done, quad_end / 4);
-                done += 1;
+            // This node's share of the next quad's groups: their AES rounds run one per
+            // coupling, beside the adds (the rounds on the multiply pipes, the adds on the
+            // add pipes), and whatever rounds are left after the couplings.
+            let share = if more {
+                done..n_groups.min(per_node * (jj - j + 1))
+            } else {
+                done..done
+            };
+            let mut aes = [[_mm512_setzero_si512(); 4]; 2];
+            for (k, f) in share.clone().enumerate() {
+                let c0 = chain0[f / groups].wrapping_add(16 * (f % groups) as u32);
+                aes[k] =
+                    chain_blocks(c0, (quad_end / 4) as u32, hi).map(|b| _mm512_xor_si512(b, rk[0]));
             }
+            let n_aes = share.len();
+            let mut round = 1;
             let e = t.spin_off[jj] as usize..t.spin_off[jj + 1] as usize;
             let mut acc = [splat(t.bias[jj]); MAX_GROUPS];
             for (&i, &w2) in t.spin_idx[e.clone()].iter().zip(&t.spin_w2[e]) {
                 let w2 = splat(w2);
                 for (x, q) in quarters.iter().enumerate() {
-                    add_coupling(&mut acc[x * groups..(x + 1) * groups], q, i, w2);
+                    if groups == 4 {
+                        add_coupling4(&mut acc[x * 4..x * 4 + 4], &q[i as usize], w2);
+                    } else {
+                        add_coupling(&mut acc[x * groups..(x + 1) * groups], q, i, w2);
+                    }
+                }
+                if round < 10 {
+                    for a in aes.iter_mut().take(n_aes) {
+                        *a = a.map(|b| _mm512_aesenc_epi128(b, rk[round]));
+                    }
+                    round += 1;
                 }
             }
+            for a in aes.iter_mut().take(n_aes) {
+                for k in &rk[round..10] {
+                    *a = a.map(|b| _mm512_aesenc_epi128(b, *k));
+                }
+                *a = a.map(|b| _mm512_aesenclast_epi128(b, rk[10]));
+            }
+            for (k, f) in share.clone().enumerate() {
+                words[1 - cur][f] = transpose_words(aes[k]);
+            }
+            done = share.end;
             let w: [__m512i; MAX_GROUPS] = std::array::from_fn(|f| words[cur][f][jj % 4]);
             let mut up = [0; MAX_GROUPS];
             match n_groups {

@@ -30,9 +30,7 @@ use std::arch::x86_64::*;
 
 use super::avx2::{Job, round_keys128};
 use super::plan::{FusedBlock, Head, NODE_LANES};
-use crate::kernels::math::{
-    C1, C2, C3, C4, C5, ROUNDER, SPIN_EXP_MAX, SPIN_EXP_MIN, SPIN_EXP_SCALE,
-};
+use crate::kernels::math::{C1, C2, C3, C4, C5, SPIN_EXP_MAX, SPIN_EXP_MIN, SPIN_EXP_SCALE};
 
 /// Whether this CPU runs the kernel: AVX-512 F/BW/VL/DQ, VAES and the AVX2 build's features,
 /// detected once and cached by the standard library.
@@ -132,8 +130,7 @@ pub(super) fn splat(x: f32) -> __m512 {
     _mm512_set1_ps(x)
 }
 
-/// The portable `exp2_fma` in 16 lanes (`x ∈ [SPIN_EXP_MIN, SPIN_EXP_MAX]`), operation
-/// for operation.
+/// The portable `exp2_fma` in 16 lanes (`x ∈ [SPIN_EXP_MIN, SPIN_EXP_MAX]`), bit for bit.
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub(super) fn exp2_fma16(x: __m512) -> __m512 {
@@ -141,11 +138,16 @@ pub(super) fn exp2_fma16(x: __m512) -> __m512 {
 }
 
 /// [`exp2_fma16`] of `N` registers, step by step across them.
+///
+/// Two operations are shorter than the portable code's but give its bits: `n`, the
+/// integer nearest `x` (ties to even), is one `vrndscaleps` instead of `(x + R) − R`, and
+/// `p · 2ⁿ` is one `vscalefps` instead of adding `n` to the exponent field (exact for
+/// these `x`, where the result is a normal number).
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn exp2_fma16_n<const N: usize>(x: [__m512; N]) -> [__m512; N] {
-    let shifted = x.map(|x| _mm512_add_ps(x, splat(ROUNDER)));
-    let n = shifted.map(|s| _mm512_sub_ps(s, splat(ROUNDER)));
+    const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    let n = x.map(|x| _mm512_roundscale_ps::<NEAREST>(x));
     let f: [__m512; N] = std::array::from_fn(|i| _mm512_sub_ps(x[i], n[i]));
     let mut p = f.map(|f| _mm512_fmadd_ps(splat(C5), f, splat(C4)));
     for c in [C3, C2, C1, 1.0] {
@@ -153,10 +155,7 @@ fn exp2_fma16_n<const N: usize>(x: [__m512; N]) -> [__m512; N] {
             *p = _mm512_fmadd_ps(*p, f, splat(c));
         }
     }
-    std::array::from_fn(|i| {
-        let scale = _mm512_slli_epi32::<23>(_mm512_castps_si512(shifted[i]));
-        _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(p[i]), scale))
-    })
+    std::array::from_fn(|i| _mm512_scalef_ps(p[i], n[i]))
 }
 
 /// `spin_up(γ_l, w_l)` in 16 lanes, as bit `l` of the result: the portable decision,
@@ -326,10 +325,10 @@ fn add_coupling4(acc: &mut [__m512], q: &[u16; 4], w2: __m512) {
     // registers, with AVX-512 F and BW, which the caller's target features enable.
     unsafe {
         std::arch::asm!(
-            "kmovd {k0}, dword ptr [{q}]",
-            "kmovd {k2}, dword ptr [{q} + 4]",
-            "kshiftrd {k1}, {k0}, 16",
-            "kshiftrd {k3}, {k2}, 16",
+            "kmovw {k0}, word ptr [{q}]",
+            "kmovw {k1}, word ptr [{q} + 2]",
+            "kmovw {k2}, word ptr [{q} + 4]",
+            "kmovw {k3}, word ptr [{q} + 6]",
             "vaddps {a0} {{{k0}}}, {a0}, {w}",
             "vaddps {a1} {{{k1}}}, {a1}, {w}",
             "vaddps {a2} {{{k2}}}, {a2}, {w}",
@@ -566,7 +565,7 @@ mod tests {
     use std::arch::x86_64::*;
 
     use super::{
-        chain_words, detected, one_chain_detected, round_keys, spin_up16, try_update,
+        chain_words, detected, exp2_fma16, one_chain_detected, round_keys, spin_up16, try_update,
         try_update_pair,
     };
     use crate::fused::avx2::Job;
@@ -574,7 +573,7 @@ mod tests {
     use crate::fused::kernel::{Draw, Out, Scratch, TileState, update_nodes_portable};
     use crate::fused::plan::FusedBlock;
     use crate::kernels::aes::{BlockUpdate, WordKey, site_word};
-    use crate::kernels::math::spin_up;
+    use crate::kernels::math::{SPIN_EXP_MAX, SPIN_EXP_MIN, exp2_fma, spin_up};
     use crate::rng::Key;
     use rand::rand_core::Rng;
 
@@ -672,6 +671,37 @@ mod tests {
             );
             if let Some(ok) = if_avx512(words_agree, args) {
                 assert!(ok, "seed {seed}, sweep {sweep}, block {block}");
+            }
+        }
+    }
+
+    /// `exp2_fma16` on 16 lanes of `x`, as bits.
+    #[target_feature(enable = "avx512f")]
+    fn exp2_bits(x: [f32; 16]) -> [u32; 16] {
+        bytemuck::cast(exp2_fma16(bytemuck::cast(x)))
+    }
+
+    #[test]
+    fn exp2_matches_the_portable_one_bit_for_bit() {
+        // Every 16th float of [SPIN_EXP_MIN, SPIN_EXP_MAX] near the integers and halves
+        // (where the rounding ties are), and a fine grid over the whole range.
+        let mut xs: Vec<f32> = (-250..=252)
+            .flat_map(|h| {
+                let c = h as f32 / 2.0;
+                (-64..=64).map(move |d| f32::from_bits(c.to_bits().wrapping_add_signed(d)))
+            })
+            .chain((0..2_000_000).map(|i| SPIN_EXP_MIN + i as f32 * (251.0 / 2e6)))
+            .filter(|x| (SPIN_EXP_MIN..=SPIN_EXP_MAX).contains(x))
+            .collect();
+        xs.extend([SPIN_EXP_MIN, SPIN_EXP_MAX, 0.0, -0.0, 1e-30, -1e-30]);
+        for chunk in xs.chunks(16) {
+            let mut x = [0.0f32; 16];
+            x[..chunk.len()].copy_from_slice(chunk);
+            let Some(got) = if_avx512(exp2_bits, x) else {
+                return;
+            };
+            for (l, &x) in x.iter().enumerate() {
+                assert_eq!(got[l], exp2_fma(x).to_bits(), "exp2 of {x:e}");
             }
         }
     }

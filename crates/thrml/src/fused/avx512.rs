@@ -172,13 +172,27 @@ fn spin_up16(gamma: __m512, words: __m512i) -> u16 {
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn spin_up16_n<const N: usize>(gamma: [__m512; N], words: [__m512i; N]) -> [u16; N] {
+    spin_up16_k(gamma, words.map(|w| uniform24(w)))
+}
+
+/// The 24-bit uniforms `k = w >> 8` of the decision, as floats (exact).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn uniform24(words: __m512i) -> __m512 {
+    _mm512_cvtepi32_ps(_mm512_srli_epi32::<8>(words))
+}
+
+/// [`spin_up16_n`] from the words' [`uniform24`]s `k`, which the kernel computes with the
+/// words, ahead of the fields.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn spin_up16_k<const N: usize>(gamma: [__m512; N], k: [__m512; N]) -> [u16; N] {
     let x = gamma.map(|g| _mm512_mul_ps(g, splat(SPIN_EXP_SCALE)));
     // `x > MIN ? x : MIN`, then `x < MAX ? x : MAX` (NaN → MIN): `vmaxps` and `vminps`
     // return their second operand when either is NaN, as the portable selects do.
     let x = x.map(|x| _mm512_max_ps(x, splat(SPIN_EXP_MIN)));
     let x = x.map(|x| _mm512_min_ps(x, splat(SPIN_EXP_MAX)));
     let t = exp2_fma16_n(x);
-    let k = words.map(|w| _mm512_cvtepi32_ps(_mm512_srli_epi32::<8>(w)));
     std::array::from_fn(|i| {
         _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_fmadd_ps(k[i], t[i], k[i]), splat(16_777_216.0))
     })
@@ -387,17 +401,18 @@ fn spin_nodes<const W: usize, const T: usize>(jobs: [Job<'_>; T]) {
     let quarters: [&[[u16; 4]]; T] =
         std::array::from_fn(|x| bytemuck::cast_slice(jobs[x].state.bits));
     let chain0: [u32; T] = std::array::from_fn(|x| jobs[x].draw.chain0);
-    // Group `f` is chains `16 · (f mod groups)` on of tile `f / groups`.
-    let group_words = |f: usize, quad: usize| {
+    // Group `f` is chains `16 · (f mod groups)` on of tile `f / groups`; its uniforms
+    // for the nodes of quad `quad`.
+    let group_uniforms = |f: usize, quad: usize| {
         let c0 = chain0[f / groups].wrapping_add(16 * (f % groups) as u32);
-        chain_words(&rk, c0, quad as u32, hi)
+        chain_words(&rk, c0, quad as u32, hi).map(|w| uniform24(w))
     };
     let mut out_bits: [&mut [u64]; T] = jobs.map(|job| job.out.bits);
-    // The words of this quad (`words[cur]`) and of the next.
-    let mut words = [[[_mm512_setzero_si512(); 4]; MAX_GROUPS]; 2];
+    // The uniforms of this quad's words (`uniforms[cur]`) and of the next's.
+    let mut uniforms = [[[_mm512_setzero_ps(); 4]; MAX_GROUPS]; 2];
     let mut cur = 0;
-    for (f, w) in words[cur].iter_mut().enumerate().take(n_groups) {
-        *w = group_words(f, nodes.start / 4);
+    for (f, u) in uniforms[cur].iter_mut().enumerate().take(n_groups) {
+        *u = group_uniforms(f, nodes.start / 4);
     }
     let mut j = nodes.start;
     while j < nodes.end {
@@ -449,17 +464,17 @@ fn spin_nodes<const W: usize, const T: usize>(jobs: [Job<'_>; T]) {
                 *a = a.map(|b| _mm512_aesenclast_epi128(b, rk[10]));
             }
             for (k, f) in share.clone().enumerate() {
-                words[1 - cur][f] = transpose_words(aes[k]);
+                uniforms[1 - cur][f] = transpose_words(aes[k]).map(|w| uniform24(w));
             }
             done = share.end;
-            let w: [__m512i; MAX_GROUPS] = std::array::from_fn(|f| words[cur][f][jj % 4]);
+            let k: [__m512; MAX_GROUPS] = std::array::from_fn(|f| uniforms[cur][f][jj % 4]);
             let mut up = [0; MAX_GROUPS];
             match n_groups {
-                8 => up = spin_up16_n(acc, w),
-                4 => up[..4].copy_from_slice(&spin_up16_n::<4>(first4(acc), first4(w))),
+                8 => up = spin_up16_k(acc, k),
+                4 => up[..4].copy_from_slice(&spin_up16_k::<4>(first4(acc), first4(k))),
                 _ => {
                     for f in 0..n_groups {
-                        up[f] = spin_up16(acc[f], w[f]);
+                        up[f] = spin_up16_k([acc[f]], [k[f]])[0];
                     }
                 }
             }
@@ -470,13 +485,13 @@ fn spin_nodes<const W: usize, const T: usize>(jobs: [Job<'_>; T]) {
             }
         }
         if more {
-            for (f, w) in words[1 - cur]
+            for (f, u) in uniforms[1 - cur]
                 .iter_mut()
                 .enumerate()
                 .take(n_groups)
                 .skip(done)
             {
-                *w = group_words(f, quad_end / 4);
+                *u = group_uniforms(f, quad_end / 4);
             }
         }
         cur = 1 - cur;

@@ -325,9 +325,10 @@ fn add_coupling(acc: &mut [__m512], quarters: &[[u16; 4]], tail: u32, w2: __m512
     }
 }
 
-/// [`add_coupling`] of the four groups of a 64-chain tile, the tail's mask `q` read as
-/// two 32-bit mask registers, each shifted once, in four mask registers of its own (LLVM
-/// would load all eight masks of a pair of tiles at once, and spill one of the seven).
+/// [`add_coupling`] of the four groups of a 64-chain tile, in four mask registers of its
+/// own: for a pair of tiles LLVM would load all eight masks first and spill one of the
+/// seven registers. (Loading the mask as two 32-bit halves and shifting each once was
+/// no faster.)
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
 fn add_coupling4(acc: &mut [__m512], q: &[u16; 4], w2: __m512) {

@@ -150,6 +150,19 @@ pub(crate) fn update_nodes<const W: usize>(
     update_nodes_portable::<W>(fb, draw, nodes, state, out, scratch);
 }
 
+/// Whether some kernel on this CPU updates tiles in pairs ([`update_pair`]): the AVX-512
+/// spin kernel. Elsewhere the engine keeps one tile per task, the finer split.
+pub(crate) fn pairs_tiles() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        super::avx512::detected()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// [`update_nodes`] of positions `nodes` of block `fb` in two tiles at once, where a
 /// kernel updates tiles in pairs (the AVX-512 spin kernel): the same bits as two calls of
 /// [`update_nodes`]. Returns `false`, having written nothing, where none does.

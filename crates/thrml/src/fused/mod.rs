@@ -302,6 +302,7 @@ impl<'p> Engine<'p> {
         // Pairs of tiles, when the pairs still give every thread the same number of
         // tasks (or so many that the last round hardly matters).
         let pairs = lanes > 1
+            && kernel::pairs_tiles()
             && n_tiles >= 2 * threads
             && (n_tiles.div_ceil(2) % threads == 0 || n_tiles >= 8 * threads);
         Engine {

@@ -81,8 +81,8 @@
 //! thread (1.15 on two) on the same workload, against 0.38 for the AVX2 kernels there: per
 //! flip about 0.9 masked adds, 1.1 operations of the decision and 0.7 AES rounds.
 //! On a 2-vCPU AMD EPYC Zen 4, with tiles in pairs and the AES rounds beside the
-//! couplings, the same workload runs at about 1.3 flips/ns on one thread and 2.2–2.4 on
-//! two (≈ 3 cycles per flip and core, against ≈ 1.3 for its operation count).
+//! couplings, the same workload runs at about 1.5 flips/ns on one thread and 2.3–2.9 on
+//! two (≈ 2.7 cycles per flip and core, against ≈ 1.3 for its operation count).
 //! On a 2-vCPU AMD EPYC Zen 4 (AVX-512 double-pumped on 256-bit units) the 5-state Potts
 //! workload (256×256 periodic grid, 4 tails per node, 256 chains) runs on the AVX-512
 //! categorical kernel at about 0.3 flips/ns on one thread and 0.5–0.55 on two, against

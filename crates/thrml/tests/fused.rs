@@ -199,8 +199,9 @@ fn built_in_programs_compile_to_fused_blocks() {
 fn same_samples_for_any_thread_count() {
     let schedule = SamplingSchedule::new(5, 4, 2).unwrap();
     // 1 chain (nodes split over threads), 5 chains (one 16-lane tile), 150 chains (three
-    // 64-lane tiles, the last partial: a pair and a single tile on 1 thread, one by one on
-    // 2 and 3), 1100 chains (18 tiles, in pairs on each thread count).
+    // 64-lane tiles, the last partial; on AVX-512 CPUs a pair and a single tile on 1
+    // thread, one by one on 2 and 3), 1100 chains (18 tiles; on AVX-512 CPUs in pairs on
+    // each thread count).
     let (ebm, blocks) = sparse_ising(1000, 0.5, 2);
     let program = IsingSamplingProgram::new(&ebm, blocks.clone(), vec![]).unwrap();
     let (mixed, free, clamped, clamp) = mixed_model();

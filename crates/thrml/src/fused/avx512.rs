@@ -163,16 +163,7 @@ fn exp2_fma16_n<const N: usize>(x: [__m512; N]) -> [__m512; N] {
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn spin_up16(gamma: __m512, words: __m512i) -> u16 {
-    spin_up16_n([gamma], [words])[0]
-}
-
-/// [`spin_up16`] of `N` registers, each step of the decision across all of them before
-/// the next, so that their `N` dependency chains sit side by side in the instruction
-/// stream.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn spin_up16_n<const N: usize>(gamma: [__m512; N], words: [__m512i; N]) -> [u16; N] {
-    spin_up16_k(gamma, words.map(|w| uniform24(w)))
+    spin_up16_k([gamma], [uniform24(words)])[0]
 }
 
 /// The 24-bit uniforms `k = w >> 8` of the decision, as floats (exact).
@@ -182,8 +173,10 @@ fn uniform24(words: __m512i) -> __m512 {
     _mm512_cvtepi32_ps(_mm512_srli_epi32::<8>(words))
 }
 
-/// [`spin_up16_n`] from the words' [`uniform24`]s `k`, which the kernel computes with the
-/// words, ahead of the fields.
+/// [`spin_up16`] of `N` registers from the words' [`uniform24`]s `k` (which the kernel
+/// computes with the words, ahead of the fields), each step of the decision across all of
+/// them before the next, so that their `N` dependency chains sit side by side in the
+/// instruction stream.
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn spin_up16_k<const N: usize>(gamma: [__m512; N], k: [__m512; N]) -> [u16; N] {
@@ -405,11 +398,11 @@ fn spin_nodes<const W: usize, const T: usize>(jobs: [Job<'_>; T]) {
     let quarters: [&[[u16; 4]]; T] =
         std::array::from_fn(|x| bytemuck::cast_slice(jobs[x].state.bits));
     let chain0: [u32; T] = std::array::from_fn(|x| jobs[x].draw.chain0);
-    // Group `f` is chains `16 · (f mod groups)` on of tile `f / groups`; its uniforms
-    // for the nodes of quad `quad`.
+    // Group `f` is chains `16 · (f mod groups)` on of tile `f / groups`: its first chain,
+    // and its uniforms for the nodes of quad `quad`.
+    let group_chain0 = |f: usize| chain0[f / groups].wrapping_add(16 * (f % groups) as u32);
     let group_uniforms = |f: usize, quad: usize| {
-        let c0 = chain0[f / groups].wrapping_add(16 * (f % groups) as u32);
-        chain_words(&rk, c0, quad as u32, hi).map(|w| uniform24(w))
+        chain_words(&rk, group_chain0(f), quad as u32, hi).map(|w| uniform24(w))
     };
     let mut out_bits: [&mut [u64]; T] = jobs.map(|job| job.out.bits);
     // The uniforms of this quad's words (`uniforms[cur]`) and of the next's.
@@ -418,13 +411,14 @@ fn spin_nodes<const W: usize, const T: usize>(jobs: [Job<'_>; T]) {
     for (f, u) in uniforms[cur].iter_mut().enumerate().take(n_groups) {
         *u = group_uniforms(f, nodes.start / 4);
     }
+    // Groups of the next quad's words per node of this quad.
+    let per_node = n_groups.div_ceil(4);
     let mut j = nodes.start;
     while j < nodes.end {
         let quad_end = (j / 4 * 4 + 4).min(nodes.end);
         // The next quad's words, spread over this quad's nodes (the rest after it), so
         // that the AES rounds overlap its couplings.
         let more = quad_end < nodes.end;
-        let per_node = n_groups.div_ceil(4);
         let mut done = 0;
         for jj in j..quad_end {
             // This node's share of the next quad's groups: their AES rounds run one per
@@ -435,11 +429,10 @@ fn spin_nodes<const W: usize, const T: usize>(jobs: [Job<'_>; T]) {
             } else {
                 done..done
             };
-            let mut aes = [[_mm512_setzero_si512(); 4]; 2];
+            let mut aes = [[_mm512_setzero_si512(); 4]; MAX_GROUPS / 4];
             for (k, f) in share.clone().enumerate() {
-                let c0 = chain0[f / groups].wrapping_add(16 * (f % groups) as u32);
-                aes[k] =
-                    chain_blocks(c0, (quad_end / 4) as u32, hi).map(|b| _mm512_xor_si512(b, rk[0]));
+                let blocks = chain_blocks(group_chain0(f), (quad_end / 4) as u32, hi);
+                aes[k] = blocks.map(|b| _mm512_xor_si512(b, rk[0]));
             }
             let n_aes = share.len();
             let mut round = 1;
@@ -702,8 +695,8 @@ mod tests {
 
     #[test]
     fn exp2_matches_the_portable_one_bit_for_bit() {
-        // Every 16th float of [SPIN_EXP_MIN, SPIN_EXP_MAX] near the integers and halves
-        // (where the rounding ties are), and a fine grid over the whole range.
+        // The 64 floats either side of every integer and half of [SPIN_EXP_MIN,
+        // SPIN_EXP_MAX] (where the rounding ties are), and a fine grid over the range.
         let mut xs: Vec<f32> = (-250..=252)
             .flat_map(|h| {
                 let c = h as f32 / 2.0;

@@ -175,8 +175,7 @@ pub(crate) fn update_pair<const W: usize>(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        let [(d0, s0), (d1, s1)] = [(draws[0], states[0]), (draws[1], states[1])];
-        let [o0, o1] = outs;
+        let ([d0, d1], [s0, s1], [o0, o1]) = (draws, states, outs);
         let job = |draw, state, out| super::avx2::Job {
             terms: &fb.terms,
             start: fb.start,

@@ -29,9 +29,10 @@
 //! on the tile width, the SIMD level or the thread count, so results are bit-identical for
 //! any number of threads, any batch size (a chain run alone draws what it draws in a batch)
 //! and any SIMD level. Threads run over tiles when there are at least as many tiles as
-//! threads (over pairs of tiles where there are at least twice as many and the pairs
-//! still load the threads evenly: the AVX-512 spin kernel updates two 64-chain tiles per
-//! call, which keeps twice as many independent add chains in flight), and over the nodes
+//! threads (on AVX-512 CPUs over pairs of tiles, where there are at least twice as many
+//! and the pairs still load the threads evenly: the AVX-512 spin kernel updates two
+//! 64-chain tiles per call, which keeps twice as many independent add chains in flight),
+//! and over the nodes
 //! of each block otherwise: for runs of at least 2²⁰ flips a
 //! team of threads stays together for all the sweeps and meets at a spinning barrier after
 //! each block (waking pool threads for every block of a thousand one-chain nodes would
@@ -677,25 +678,10 @@ fn update_tile<const W: usize>(
     nb: Option<&NeighbourMasks>,
     sweep: u64,
 ) {
-    let Tile {
-        chain0,
-        bits,
-        cats,
-        masks,
-        out_bits,
-        out_cats,
-        scratch,
-    } = tile;
-    let len = fb.len;
-    update_nodes::<W>(
-        fb,
-        draw(key, fb, sweep, *chain0),
-        0..len,
-        TileState { bits, cats, masks },
-        Out::of(fb.head, out_bits, out_cats, 0..len, W),
-        scratch,
-    );
-    write_block::<W>(fb, nb, (bits, cats, masks), 0..len, (out_bits, out_cats));
+    let draw = draw(key, fb, sweep, tile.chain0);
+    let (state, out, scratch) = tile.parts(fb.head, fb.len, W);
+    update_nodes::<W>(fb, draw, 0..fb.len, state, out, scratch);
+    tile.write_back::<W>(fb, nb);
 }
 
 /// Update block `fb` of each of `tiles` in place: both at once when they are two and a
@@ -708,33 +694,42 @@ fn update_tiles<const W: usize>(
     sweep: u64,
 ) {
     if let [a, b] = tiles {
-        let len = fb.len;
-        let [da, db] = [a.chain0, b.chain0].map(|c0| draw(key, fb, sweep, c0));
-        // A tile's state to read and its output to write.
-        fn split(t: &mut Tile, head: Head, len: usize, lanes: usize) -> (TileState<'_>, Out<'_>) {
-            let state = TileState {
-                bits: &t.bits,
-                cats: &t.cats,
-                masks: &t.masks,
-            };
-            (
-                state,
-                Out::of(head, &mut t.out_bits, &mut t.out_cats, 0..len, lanes),
-            )
-        }
-        let (sa, oa) = split(a, fb.head, len, W);
-        let (sb, ob) = split(b, fb.head, len, W);
-        let paired = kernel::update_pair::<W>(fb, [da, db], 0..len, [sa, sb], [oa, ob]);
-        if paired {
-            for t in [a, b] {
-                let state = (&mut t.bits[..], &mut t.cats[..], &mut t.masks[..]);
-                write_block::<W>(fb, nb, state, 0..len, (&t.out_bits, &t.out_cats));
-            }
+        let draws = [a.chain0, b.chain0].map(|c0| draw(key, fb, sweep, c0));
+        let (sa, oa, _) = a.parts(fb.head, fb.len, W);
+        let (sb, ob, _) = b.parts(fb.head, fb.len, W);
+        if kernel::update_pair::<W>(fb, draws, 0..fb.len, [sa, sb], [oa, ob]) {
+            a.write_back::<W>(fb, nb);
+            b.write_back::<W>(fb, nb);
             return;
         }
     }
     for tile in tiles {
         update_tile::<W>(tile, fb, key, nb, sweep);
+    }
+}
+
+impl Tile {
+    /// What an update of positions `0..len` of a block with head `head` reads (the
+    /// tile's state), where it writes (the output rows) and its scratch buffers.
+    fn parts(
+        &mut self,
+        head: Head,
+        len: usize,
+        lanes: usize,
+    ) -> (TileState<'_>, Out<'_>, &mut Scratch) {
+        let state = TileState {
+            bits: &self.bits,
+            cats: &self.cats,
+            masks: &self.masks,
+        };
+        let out = Out::of(head, &mut self.out_bits, &mut self.out_cats, 0..len, lanes);
+        (state, out, &mut self.scratch)
+    }
+
+    /// Copy the whole of block `fb`'s new states from the output rows into the tile.
+    fn write_back<const W: usize>(&mut self, fb: &FusedBlock, nb: Option<&NeighbourMasks>) {
+        let state = (&mut self.bits[..], &mut self.cats[..], &mut self.masks[..]);
+        write_block::<W>(fb, nb, state, 0..fb.len, (&self.out_bits, &self.out_cats));
     }
 }
 

@@ -9,7 +9,7 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use ndarray::ArrayD;
+use ndarray::{ArcArray, ArrayBase, ArrayD, Data, Dimension, IxDyn};
 
 use crate::block::Block;
 use crate::error::{Error, Result};
@@ -54,7 +54,7 @@ pub fn check_node_groups(node_groups: &[Block]) -> Result<()> {
 ///
 /// # Errors
 /// [`Error::NonFiniteWeight`] with the flat index of the first bad entry.
-pub fn check_finite(weights: &ArrayD<f32>) -> Result<()> {
+pub fn check_finite<S: Data<Elem = f32>, D: Dimension>(weights: &ArrayBase<S, D>) -> Result<()> {
     match weights.iter().position(|w| !w.is_finite()) {
         Some(index) => Err(Error::NonFiniteWeight {
             index,
@@ -70,8 +70,9 @@ pub fn check_finite(weights: &ArrayD<f32>) -> Result<()> {
 /// embed one; its constructor enforces THRML's rules and rejects non-finite weights.
 #[derive(Clone, Debug)]
 pub struct WeightedFactor {
-    /// The weights, `[batch, …]`, in standard layout.
-    pub weights: ArrayD<f32>,
+    /// The weights, `[batch, …]`, in standard layout. They are shared: the interaction
+    /// groups a factor compiles to hold views of this one array, not copies.
+    pub weights: ArcArray<f32, IxDyn>,
     /// The node groups.
     pub node_groups: Vec<Block>,
 }
@@ -95,8 +96,13 @@ impl WeightedFactor {
             }
         }
         check_finite(&weights)?;
+        let weights = if weights.is_standard_layout() {
+            weights
+        } else {
+            weights.as_standard_layout().into_owned()
+        };
         Ok(WeightedFactor {
-            weights: weights.as_standard_layout().into_owned(),
+            weights: weights.into_shared(),
             node_groups,
         })
     }

@@ -7,7 +7,6 @@
 //! state, so that a sweep does no lookups.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -161,57 +160,84 @@ impl BlockSamplingProgram {
                 got: samplers.len(),
             });
         }
-        // node -> (free block, index in block, superblock)
-        let mut free_loc: HashMap<Node, (usize, usize, usize)> = HashMap::new();
+        let spec: &BlockSpec = &gibbs_spec;
+        // For each slot position: its free block and that block's superblock (`NONE`:
+        // clamped), and the interaction group that first set its value limit.
+        const NONE: u32 = u32::MAX;
+        let dense =
+            |v: u32| -> Vec<Vec<u32>> { spec.slot_sizes.iter().map(|&n| vec![v; n]).collect() };
+        let (mut block_at, mut superblock_at, mut limit_owner) =
+            (dense(NONE), dense(NONE), dense(NONE));
         for (s, order) in gibbs_spec.sampling_order.iter().enumerate() {
             for &b in order {
-                for (j, &n) in gibbs_spec.free_blocks[b].nodes().iter().enumerate() {
-                    free_loc.insert(n, (b, j, s));
-                }
+                let (slot, start) = spec.block_offsets[b];
+                let len = gibbs_spec.free_blocks[b].len();
+                block_at[slot][start..start + len].fill(to_u32(b));
+                superblock_at[slot][start..start + len].fill(to_u32(s));
             }
         }
-        let spec: &BlockSpec = &gibbs_spec;
         let mut value_limits: Vec<Vec<Option<usize>>> =
             spec.slot_sizes.iter().map(|&n| vec![None; n]).collect();
-        let mut limit_owner: HashMap<(usize, usize), usize> = HashMap::new();
         let mut per_block_interactions: Vec<Vec<BlockInteraction>> = vec![Vec::new(); n_free];
         let mut buckets: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n_free];
         for (gi, group) in interaction_groups.iter().enumerate() {
             let n_tails = group.tail_nodes.len();
             let (head_limit, tail_limits) = group.interaction.value_limits(n_tails);
-            let mut record_limit = |node: Node, limit: Option<usize>| -> Result<()> {
-                let Some(limit) = limit else { return Ok(()) };
-                let Ok(loc) = spec.location(node) else {
+            // Where each node of the group lives (`None`: neither free nor clamped), looked
+            // up once.
+            let locate = |block: &Block| -> Vec<Option<(u32, u32)>> {
+                block
+                    .nodes()
+                    .iter()
+                    .map(|&n| spec.location(n).ok().map(|(s, p)| (to_u32(s), to_u32(p))))
+                    .collect()
+            };
+            let head_locs = locate(&group.head_nodes);
+            let tail_locs: Vec<_> = group.tail_nodes.iter().map(locate).collect();
+            let mut record_limit = |node: Node, loc: Option<(u32, u32)>, limit: Option<usize>| {
+                let (Some(limit), Some((slot, pos))) = (limit, loc) else {
                     return Ok(());
                 };
-                let slot_limit = &mut value_limits[loc.0][loc.1];
-                match *slot_limit {
+                let (slot, pos) = (slot as usize, pos as usize);
+                let owner = &mut limit_owner[slot][pos];
+                match value_limits[slot][pos] {
                     Some(prev) if prev != limit => Err(Error::Categories {
                         node: node.id(),
                         reason: format!(
-                            "interaction group {} indexes it with {prev} categories but interaction group {gi} with {limit}",
-                            limit_owner[&loc]
+                            "interaction group {owner} indexes it with {prev} categories but interaction group {gi} with {limit}"
                         ),
                     }),
                     _ => {
-                        *slot_limit = Some(limit);
-                        limit_owner.entry(loc).or_insert(gi);
+                        value_limits[slot][pos] = Some(limit);
+                        if *owner == NONE {
+                            *owner = to_u32(gi);
+                        }
                         Ok(())
                     }
                 }
             };
             for (r, &head) in group.head_nodes.nodes().iter().enumerate() {
-                record_limit(head, head_limit)?;
+                record_limit(head, head_locs[r], head_limit)?;
                 for (t, tail) in group.tail_nodes.iter().enumerate() {
-                    record_limit(tail[r], tail_limits.get(t).copied().flatten())?;
+                    record_limit(
+                        tail[r],
+                        tail_locs[t][r],
+                        tail_limits.get(t).copied().flatten(),
+                    )?;
                 }
-                let Some(&(b, j, s)) = free_loc.get(&head) else {
+                let Some((slot, pos)) = head_locs[r] else {
                     continue;
                 };
+                let (slot, pos) = (slot as usize, pos as usize);
+                let b = block_at[slot][pos];
+                if b == NONE {
+                    continue;
+                }
+                let (b, s) = (b as usize, superblock_at[slot][pos]);
                 if check_superblocks {
-                    for tail in &group.tail_nodes {
-                        if let Some(&(_, _, ts)) = free_loc.get(&tail[r])
-                            && ts == s
+                    for (t, tail) in group.tail_nodes.iter().enumerate() {
+                        if let Some((ts, tp)) = tail_locs[t][r]
+                            && superblock_at[ts as usize][tp as usize] == s
                         {
                             return Err(Error::InteractingBlock {
                                 a: head.id(),
@@ -219,12 +245,12 @@ impl BlockSamplingProgram {
                                 b: tail[r].id(),
                                 b_kind: tail[r].kind().name().to_owned(),
                                 group: gi,
-                                superblock: s,
+                                superblock: s as usize,
                             });
                         }
                     }
                 }
-                buckets[b].push((j, r));
+                buckets[b].push((pos - spec.block_offsets[b].1, r));
             }
             for (b, bucket) in buckets.iter_mut().enumerate() {
                 if bucket.is_empty() {
@@ -243,8 +269,9 @@ impl BlockSamplingProgram {
                 let tails = group
                     .tail_nodes
                     .iter()
+                    .zip(&tail_locs)
                     .enumerate()
-                    .map(|(t, tail)| tail_locations(spec, gi, t, tail, &rows))
+                    .map(|(t, (tail, locs))| tail_locations(spec, gi, t, tail, locs, &rows))
                     .collect::<Result<Vec<_>>>()?;
                 per_block_interactions[b].push(BlockInteraction::new(
                     group.interaction.clone(),
@@ -253,6 +280,7 @@ impl BlockSamplingProgram {
                     tails,
                 ));
                 bucket.clear();
+                bucket.shrink_to_fit();
             }
         }
         for (b, sampler) in samplers.iter().enumerate() {
@@ -274,7 +302,7 @@ impl BlockSamplingProgram {
                                 "the sampler draws {k} categories but node {} (kind `{}`) is read by interaction group {} with {limit} categories",
                                 node.id(),
                                 node.kind(),
-                                limit_owner[&(slot, pos)]
+                                limit_owner[slot][pos]
                             ),
                         });
                     }
@@ -407,27 +435,31 @@ pub(crate) fn node_at(spec: &BlockSpec, slot: usize, pos: usize) -> Node {
     unreachable!("position {pos} of slot {slot} belongs to a block")
 }
 
+/// The locations of tail block `t` of interaction group `group` for the entries `rows`,
+/// from the tail nodes' locations `locs` (`(slot, position)`, `None`: neither free nor
+/// clamped).
 fn tail_locations(
     spec: &BlockSpec,
     group: usize,
     t: usize,
     tail: &Block,
+    locs: &[Option<(u32, u32)>],
     rows: &[usize],
 ) -> Result<TailLocations> {
     let mut slot = None;
     let positions = rows
         .iter()
         .map(|&r| {
-            let node = tail[r];
-            let (s, p) = spec.location(node).map_err(|_| {
-                Error::InteractionGroup(format!(
+            let Some((s, p)) = locs[r] else {
+                let node = tail[r];
+                return Err(Error::InteractionGroup(format!(
                     "interaction group {group}, tail block {t}: node {} (kind `{}`) is neither free nor clamped",
                     node.id(),
                     node.kind()
-                ))
-            })?;
-            slot = Some(s);
-            Ok(p)
+                )));
+            };
+            slot = Some(s as usize);
+            Ok(p as usize)
         })
         .collect::<Result<Vec<_>>>()?;
     let slot = slot.expect("a non-empty bucket");
@@ -436,4 +468,8 @@ fn tail_locations(
         slot_size: spec.slot_sizes[slot],
         positions,
     })
+}
+
+fn to_u32(x: usize) -> u32 {
+    u32::try_from(x).expect("programs hold fewer than 2^32 nodes and interaction groups")
 }

@@ -573,6 +573,7 @@ pub fn sample_with_observation_and_progress<'a, O: AbstractObserver>(
     // Run `n` sweeps and bring the global state up to date; with a progress callback, in
     // segments with a report after each one that ends at least PROGRESS_INTERVAL after the
     // last report.
+    let n_samples = schedule.n_samples;
     let mut advance = |n: usize,
                        global: &mut Option<Vec<State>>,
                        observations_done: usize,
@@ -621,11 +622,16 @@ pub fn sample_with_observation_and_progress<'a, O: AbstractObserver>(
                 }
             }
         }
-        if let Some(engine) = engine.as_mut() {
+        if let Some(e) = engine.as_mut() {
             match global {
-                Some(g) if engine.dirty => engine.export(g),
+                Some(g) if e.dirty => e.export(g),
                 Some(_) => {}
-                None => *global = Some(engine.new_global(&program.gibbs_spec)),
+                // The last observation needs the engine no more: its tiles are freed as
+                // they are copied out, so the two copies of the state never coexist.
+                None if observations_done + 1 == n_samples => {
+                    *global = engine.take().map(|e| e.into_global(&program.gibbs_spec));
+                }
+                None => *global = Some(e.new_global(&program.gibbs_spec)),
             }
         }
     };

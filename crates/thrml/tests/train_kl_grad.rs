@@ -190,7 +190,7 @@ fn with_weight(
 ) -> (Vec<DiscreteEBMFactor>, f64) {
     let mut out = factors.to_vec();
     let f = &factors[fi];
-    let mut w = f.weights().clone();
+    let mut w = f.weights().to_owned();
     let old = w.as_slice().unwrap()[flat];
     let new = old + delta;
     w.as_slice_mut().unwrap()[flat] = new;

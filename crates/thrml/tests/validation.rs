@@ -265,7 +265,7 @@ fn interaction_group_lengths_must_match() {
     let s = Node::many(NodeKind::SPIN, 3);
     let payload = DiscreteEBMInteraction {
         n_spin: 1,
-        weights: arr1(&[1.0f32, 1.0]).into_dyn(),
+        weights: arr1(&[1.0f32, 1.0]).into_dyn().into_shared(),
     };
     let e = err(InteractionGroup::new(
         payload.clone(),
@@ -855,7 +855,7 @@ fn categorical_sampler_must_match_categories_seen_only_as_a_tail() {
     let directed = InteractionGroup::new(
         DiscreteEBMInteraction {
             n_spin: 0,
-            weights: ArrayD::zeros(IxDyn(&[1, 2, 2])),
+            weights: ArrayD::zeros(IxDyn(&[1, 2, 2])).into_shared(),
         },
         block(&[c[0]]),
         vec![block(&[c[1]])],

@@ -208,6 +208,10 @@ struct Tile {
     scratch: Scratch,
 }
 
+/// Nodes of a categorical block that one tile updates before it writes them back, when
+/// threads run over tiles: 1,024 nodes of 64 chains are 64 KiB of output rows.
+const CAT_STRIP: usize = 1024;
+
 /// A run of the fused engine over a batch of chains.
 #[derive(Debug)]
 pub(crate) struct Engine<'p> {
@@ -279,6 +283,14 @@ impl<'p> Engine<'p> {
         } else {
             None
         };
+        let threads = rayon::current_num_threads();
+        // Categorical output rows for a whole block where its nodes are split over the
+        // threads (fewer tiles than threads), else for a strip of it ([`update_tile`]).
+        let cat_rows = if n_tiles < threads {
+            plan.max_cat_len
+        } else {
+            plan.max_cat_len.min(CAT_STRIP)
+        };
         let tiles = (0..n_tiles)
             .map(|t| Tile {
                 chain0: u32::try_from(t * lanes).expect("fewer than 2^32 chains"),
@@ -288,11 +300,10 @@ impl<'p> Engine<'p> {
                     .as_ref()
                     .map_or_else(Vec::new, NeighbourMasks::zeros),
                 out_bits: vec![0; plan.max_spin_len],
-                out_cats: vec![0; plan.max_cat_len * lanes],
+                out_cats: vec![0; cat_rows * lanes],
                 scratch: Scratch::new(lanes, plan.max_k),
             })
             .collect();
-        let threads = rayon::current_num_threads();
         let par_scratch = if n_tiles < threads {
             (0..threads)
                 .map(|_| Scratch::new(lanes, plan.max_k))
@@ -382,8 +393,34 @@ impl<'p> Engine<'p> {
     /// A new global state of `spec` (the program's), written from the engine: needs
     /// [`Engine::holds_every_slot`].
     pub(crate) fn new_global(&mut self, spec: &BlockSpec) -> Vec<State> {
-        let mut global: Vec<State> = spec
-            .global_sd_order
+        let mut global = self.zero_global(spec);
+        self.export(&mut global);
+        global
+    }
+
+    /// The global state of a run that needs the engine no more, as
+    /// [`Engine::new_global`] builds it, but with each tile freed once it is copied out
+    /// (a thread's worth at a time), so that the engine and the global state are never
+    /// both whole.
+    pub(crate) fn into_global(mut self, spec: &BlockSpec) -> Vec<State> {
+        let mut global = self.zero_global(spec);
+        let batch = rayon::current_num_threads().max(1);
+        let mut tiles = std::mem::take(&mut self.tiles).into_iter();
+        let mut first = 0;
+        loop {
+            let some: Vec<Tile> = tiles.by_ref().take(batch).collect();
+            if some.is_empty() {
+                break;
+            }
+            self.export_tiles(&some, first, &mut global);
+            first += some.len();
+        }
+        global
+    }
+
+    /// A global state of the spec's layout with all-zero leaves, for this engine's chains.
+    fn zero_global(&self, spec: &BlockSpec) -> Vec<State> {
+        spec.global_sd_order
             .iter()
             .zip(&spec.slot_sizes)
             .map(|(layout, &size)| {
@@ -393,13 +430,20 @@ impl<'p> Engine<'p> {
                     .map(|leaf| Tensor::zeros_for(leaf, &[self.n_chains], size))
                     .collect()
             })
-            .collect();
-        self.export(&mut global);
-        global
+            .collect()
     }
 
     /// Write every engine-held state into the global state.
     pub(crate) fn export(&mut self, global: &mut [State]) {
+        let tiles = std::mem::take(&mut self.tiles);
+        self.export_tiles(&tiles, 0, global);
+        self.tiles = tiles;
+        self.dirty = false;
+    }
+
+    /// Write the engine-held states of `tiles`, the engine's tiles from number `first`
+    /// on, into the global state.
+    fn export_tiles(&self, tiles: &[Tile], first: usize, global: &mut [State]) {
         let lanes = self.lanes;
         for (slot, m) in self.plan.slots.iter().enumerate() {
             let size = m.size;
@@ -409,8 +453,9 @@ impl<'p> Engine<'p> {
             match m.kind {
                 SlotKind::Spin => {
                     let g = global[slot][0].as_slice_mut::<bool>().expect("a bool leaf");
-                    g.par_chunks_mut(lanes * size)
-                        .zip(self.tiles.par_iter())
+                    g[first * lanes * size..]
+                        .par_chunks_mut(lanes * size)
+                        .zip(tiles.par_iter())
                         .for_each(|(rows, tile)| {
                             for (l, row) in rows.chunks_exact_mut(size).enumerate() {
                                 let bits = &tile.bits[m.base..m.base + size];
@@ -422,8 +467,9 @@ impl<'p> Engine<'p> {
                 }
                 SlotKind::Cat => {
                     let g = global[slot][0].as_slice_mut::<u8>().expect("a u8 leaf");
-                    g.par_chunks_mut(lanes * size)
-                        .zip(self.tiles.par_iter())
+                    g[first * lanes * size..]
+                        .par_chunks_mut(lanes * size)
+                        .zip(tiles.par_iter())
                         .for_each(|(rows, tile)| {
                             for (l, row) in rows.chunks_exact_mut(size).enumerate() {
                                 for (p, x) in row.iter_mut().enumerate() {
@@ -435,7 +481,6 @@ impl<'p> Engine<'p> {
                 SlotKind::Other => {}
             }
         }
-        self.dirty = false;
     }
 
     /// Update the fused blocks among `blocks` (one superblock) at sweep `sweep`.
@@ -527,14 +572,25 @@ impl Engine<'_> {
             .iter()
             .map(|t| (t.bits.clone(), t.cats.clone(), t.masks.clone()))
             .collect();
-        // outs[set][worker][tile]: a worker's share of the last block, at its positions.
+        // The share of worker `t` among the positions of a block of `len`.
+        let part = |len: usize| {
+            len.div_ceil(threads)
+                .next_multiple_of(kernel::CHUNK)
+                .max(kernel::CHUNK)
+        };
+        let share = |len: usize, t: usize| {
+            let part = part(len);
+            (t * part).min(len)..((t + 1) * part).min(len)
+        };
+        // outs[set][worker][tile]: a worker's share of the last block, from its first
+        // position.
         let outs: [Vec<RwLock<Vec<TileStates>>>; 2] = std::array::from_fn(|_| {
             (0..threads)
                 .map(|_| {
                     RwLock::new(vec![
                         (
-                            vec![0; plan.max_spin_len],
-                            vec![0; plan.max_cat_len * lanes]
+                            vec![0; part(plan.max_spin_len).min(plan.max_spin_len)],
+                            vec![0; part(plan.max_cat_len).min(plan.max_cat_len) * lanes]
                         );
                         n_tiles
                     ])
@@ -543,14 +599,6 @@ impl Engine<'_> {
         });
         let barrier = Barrier::new(threads);
         let fused: Vec<&FusedBlock> = plan.fused(order.iter().flatten()).collect();
-        // The share of worker `t` among the positions of a block of `len`.
-        let share = |len: usize, t: usize| {
-            let part = len
-                .div_ceil(threads)
-                .next_multiple_of(kernel::CHUNK)
-                .max(kernel::CHUNK);
-            (t * part).min(len)..((t + 1) * part).min(len)
-        };
         let work = |t: usize, scratch: &mut Scratch, mut states: Vec<TileCopy>| {
             let mut set = 0;
             for s in first..first + n {
@@ -566,7 +614,7 @@ impl Engine<'_> {
                                 draw(key, fb, s, chain0[i]),
                                 mine.clone(),
                                 TileState { bits, cats, masks },
-                                Out::of(fb.head, ob, oc, mine.clone(), lanes),
+                                Out::of(fb.head, ob, oc, 0..mine.len(), lanes),
                                 scratch,
                             ));
                         }
@@ -679,9 +727,19 @@ fn update_tile<const W: usize>(
     sweep: u64,
 ) {
     let draw = draw(key, fb, sweep, tile.chain0);
-    let (state, out, scratch) = tile.parts(fb.head, fb.len, W);
-    update_nodes::<W>(fb, draw, 0..fb.len, state, out, scratch);
-    tile.write_back::<W>(fb, nb);
+    // A categorical block is updated a strip of its nodes at a time, as many as the
+    // output rows hold (the tails of a fused block lie outside it, so writing a strip back
+    // before the next is drawn changes nothing).
+    let strip = match fb.head {
+        Head::Spin => fb.len,
+        Head::Cat(_) => tile.out_cats.len() / W,
+    };
+    for start in (0..fb.len).step_by(strip.max(1)) {
+        let nodes = start..(start + strip).min(fb.len);
+        let (state, out, scratch) = tile.parts(fb.head, nodes.clone(), W);
+        update_nodes::<W>(fb, draw, nodes.clone(), state, out, scratch);
+        tile.write_back::<W>(fb, nb, nodes);
+    }
 }
 
 /// Update block `fb` of each of `tiles` in place: both at once when they are two and a
@@ -693,13 +751,15 @@ fn update_tiles<const W: usize>(
     nb: Option<&NeighbourMasks>,
     sweep: u64,
 ) {
-    if let [a, b] = tiles {
+    if let [a, b] = tiles
+        && fb.head == Head::Spin
+    {
         let draws = [a.chain0, b.chain0].map(|c0| draw(key, fb, sweep, c0));
-        let (sa, oa, _) = a.parts(fb.head, fb.len, W);
-        let (sb, ob, _) = b.parts(fb.head, fb.len, W);
+        let (sa, oa, _) = a.parts(fb.head, 0..fb.len, W);
+        let (sb, ob, _) = b.parts(fb.head, 0..fb.len, W);
         if kernel::update_pair::<W>(fb, draws, 0..fb.len, [sa, sb], [oa, ob]) {
-            a.write_back::<W>(fb, nb);
-            b.write_back::<W>(fb, nb);
+            a.write_back::<W>(fb, nb, 0..fb.len);
+            b.write_back::<W>(fb, nb, 0..fb.len);
             return;
         }
     }
@@ -709,12 +769,12 @@ fn update_tiles<const W: usize>(
 }
 
 impl Tile {
-    /// What an update of positions `0..len` of a block with head `head` reads (the
-    /// tile's state), where it writes (the output rows) and its scratch buffers.
+    /// What an update of positions `nodes` of a block with head `head` reads (the tile's
+    /// state), where it writes (the output rows, from the first) and its scratch buffers.
     fn parts(
         &mut self,
         head: Head,
-        len: usize,
+        nodes: std::ops::Range<usize>,
         lanes: usize,
     ) -> (TileState<'_>, Out<'_>, &mut Scratch) {
         let state = TileState {
@@ -722,19 +782,27 @@ impl Tile {
             cats: &self.cats,
             masks: &self.masks,
         };
-        let out = Out::of(head, &mut self.out_bits, &mut self.out_cats, 0..len, lanes);
+        let rows = 0..nodes.len();
+        let out = Out::of(head, &mut self.out_bits, &mut self.out_cats, rows, lanes);
         (state, out, &mut self.scratch)
     }
 
-    /// Copy the whole of block `fb`'s new states from the output rows into the tile.
-    fn write_back<const W: usize>(&mut self, fb: &FusedBlock, nb: Option<&NeighbourMasks>) {
+    /// Copy the new states of positions `nodes` of block `fb` from the output rows into
+    /// the tile.
+    fn write_back<const W: usize>(
+        &mut self,
+        fb: &FusedBlock,
+        nb: Option<&NeighbourMasks>,
+        nodes: std::ops::Range<usize>,
+    ) {
         let state = (&mut self.bits[..], &mut self.cats[..], &mut self.masks[..]);
-        write_block::<W>(fb, nb, state, 0..fb.len, (&self.out_bits, &self.out_cats));
+        write_block::<W>(fb, nb, state, nodes, (&self.out_bits, &self.out_cats));
     }
 }
 
-/// Copy positions `part` of block `fb`'s new states (`out`, indexed by position) into a
-/// tile's spins, categoricals and neighbour masks (`nb`, where it keeps them).
+/// Copy positions `part` of block `fb`'s new states (`out`, whose first row is position
+/// `part.start`) into a tile's spins, categoricals and neighbour masks (`nb`, where it
+/// keeps them).
 fn write_block<const W: usize>(
     fb: &FusedBlock,
     nb: Option<&NeighbourMasks>,
@@ -743,10 +811,10 @@ fn write_block<const W: usize>(
     (out_bits, out_cats): (&[u64], &[u8]),
 ) {
     let at = fb.start + part.start;
+    let n = part.len();
     match fb.head {
-        Head::Spin => masks::write_spins(nb, bits, at, &out_bits[part], masks),
-        Head::Cat(_) => cats[at * W..(fb.start + part.end) * W]
-            .copy_from_slice(&out_cats[part.start * W..part.end * W]),
+        Head::Spin => masks::write_spins(nb, bits, at, &out_bits[..n], masks),
+        Head::Cat(_) => cats[at * W..(at + n) * W].copy_from_slice(&out_cats[..n * W]),
     }
 }
 

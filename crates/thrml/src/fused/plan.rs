@@ -139,6 +139,19 @@ fn strides(shape: &[usize]) -> Vec<usize> {
     s
 }
 
+/// The memory offsets `Σ_a i_a · strides[a]` of every index `i` of `shape`, in standard
+/// (row-major) order.
+fn element_offsets(shape: &[usize], strides: &[usize]) -> Vec<usize> {
+    let mut out = vec![0usize];
+    for (&n, &s) in shape.iter().zip(strides) {
+        out = out
+            .iter()
+            .flat_map(|&o| (0..n).map(move |i| o + i * s))
+            .collect();
+    }
+    out
+}
+
 fn to_u32(x: usize) -> u32 {
     u32::try_from(x).expect("fused plans index fewer than 2^32 nodes and weights")
 }
@@ -313,14 +326,20 @@ impl Ctx<'_> {
             bias: vec![0.0; len * k_head],
             ..Terms::default()
         };
-        // Each interaction's payload, weight strides and flat weights, once per block.
+        // Each interaction's payload, the strides of its weights in standard layout, its
+        // flat weights, row stride and the offsets of a row's elements in standard order
+        // (the rows below are copied out in that order), once per block.
         let discrete = interactions
             .iter()
             .map(|bi| {
                 let d = bi.downcast::<DiscreteEBMInteraction>()?;
-                Some((d, strides(d.weights.shape()), d.weights.as_slice()?))
+                let (flat, st) = d.flat_weights()?;
+                let row_offsets = element_offsets(&d.weights.shape()[1..], &st[1..]);
+                Some((d, strides(d.weights.shape()), flat, st[0], row_offsets))
             })
             .collect::<Option<Vec<_>>>()?;
+        let mut row: Vec<f32> = Vec::new();
+        let mut bits: Vec<u32> = Vec::new();
         let head_axes = usize::from(matches!(head, Head::Cat(_)));
         // Pairwise categorical tables by their bits: a Potts model's edges share one.
         let mut tables: std::collections::HashMap<Vec<u32>, (u32, u32)> = Default::default();
@@ -329,13 +348,14 @@ impl Ctx<'_> {
         t.gen_off.push(0);
         for j in 0..len {
             let mut wsum = 0.0f32;
-            for (bi, (d, st, w)) in interactions.iter().zip(&discrete) {
+            for (bi, (d, st, flat, row_stride, row_offsets)) in interactions.iter().zip(&discrete) {
                 let tails = bi.tails();
                 let n_tails = tails.len();
                 let shape = d.weights.shape();
-                let row_len = st[0];
                 for e in bi.entries(j) {
-                    let row = &w[bi.row(e) * row_len..(bi.row(e) + 1) * row_len];
+                    let at = bi.row(e) * row_stride;
+                    row.clear();
+                    row.extend(row_offsets.iter().map(|&o| flat[at + o]));
                     let tail_node = |ti: usize| {
                         let want = if ti < d.n_spin {
                             SlotKind::Spin
@@ -361,19 +381,24 @@ impl Ctx<'_> {
                             t.cat_idx.push(tail_node(0)?);
                             t.cat_k.push(to_u32(kp));
                             t.cat_tail_max = t.cat_tail_max.max(kp);
-                            let bits = row.iter().map(|x| x.to_bits()).collect();
-                            let (tab, rows) = *tables.entry(bits).or_insert_with(|| {
-                                let at = (to_u32(t.cat_tab.len()), to_u32(t.cat_rows.len()));
-                                t.cat_tab.extend_from_slice(row);
-                                if kp <= NODE_LANES {
-                                    t.cat_rows.extend((0..k).map(|c| {
-                                        std::array::from_fn(|v| {
-                                            if v < kp { row[c * kp + v] } else { 0.0 }
-                                        })
-                                    }));
+                            bits.clear();
+                            bits.extend(row.iter().map(|x| x.to_bits()));
+                            let (tab, rows) = match tables.get(&bits[..]) {
+                                Some(&at) => at,
+                                None => {
+                                    let at = (to_u32(t.cat_tab.len()), to_u32(t.cat_rows.len()));
+                                    t.cat_tab.extend_from_slice(&row);
+                                    if kp <= NODE_LANES {
+                                        t.cat_rows.extend((0..k).map(|c| {
+                                            std::array::from_fn(|v| {
+                                                if v < kp { row[c * kp + v] } else { 0.0 }
+                                            })
+                                        }));
+                                    }
+                                    tables.insert(bits.clone(), at);
+                                    at
                                 }
-                                at
-                            });
+                            };
                             t.cat_tab_off.push(tab);
                             t.cat_row_off.push(rows);
                         }
@@ -393,7 +418,7 @@ impl Ctx<'_> {
                                 spins: (spins0, to_u32(t.gen_spin.len())),
                                 cats: (cats0, to_u32(t.gen_cat.len())),
                             });
-                            t.gen_w.extend_from_slice(row);
+                            t.gen_w.extend_from_slice(&row);
                         }
                     }
                 }
@@ -408,11 +433,39 @@ impl Ctx<'_> {
         if head == Head::Spin {
             t.build_ell(len);
         }
+        t.shrink_to_fit();
         Some(t)
     }
 }
 
 impl Terms {
+    /// Free the spare capacity the lists grew with.
+    fn shrink_to_fit(&mut self) {
+        self.bias.shrink_to_fit();
+        self.spin_off.shrink_to_fit();
+        self.spin_idx.shrink_to_fit();
+        self.spin_w2.shrink_to_fit();
+        self.cat_off.shrink_to_fit();
+        self.cat_idx.shrink_to_fit();
+        self.cat_tab_off.shrink_to_fit();
+        self.cat_k.shrink_to_fit();
+        self.cat_tab.shrink_to_fit();
+        self.cat_row_off.shrink_to_fit();
+        self.cat_rows.shrink_to_fit();
+        self.ell_off.shrink_to_fit();
+        self.ell_idx.shrink_to_fit();
+        self.ell_w2.shrink_to_fit();
+        self.ell4_off.shrink_to_fit();
+        self.ell4_byte.shrink_to_fit();
+        self.ell4_win.shrink_to_fit();
+        self.ell4_bit.shrink_to_fit();
+        self.gen_off.shrink_to_fit();
+        self.general.shrink_to_fit();
+        self.gen_spin.shrink_to_fit();
+        self.gen_cat.shrink_to_fit();
+        self.gen_w.shrink_to_fit();
+    }
+
     /// Fill the one-chain ELL rows from the pairwise spin CSR of `len` positions.
     pub(crate) fn build_ell(&mut self, len: usize) {
         let t = self;

@@ -246,7 +246,7 @@ mod tests {
         assert_eq!(p.factors.len(), 5);
         assert_eq!(p.factors[0].weights()[[0]], 0.2); // beta folded in
         assert_eq!(p.field(1), "factors[0].weights");
-        let mut w: Vec<ArrayD<f32>> = p.factors.iter().map(|f| f.weights().clone()).collect();
+        let mut w: Vec<ArrayD<f32>> = p.factors.iter().map(|f| f.weights().to_owned()).collect();
         w[0][[1]] = 1.0;
         w[4][[0, 2]] = -0.75;
         let file = p.file_with_weights(model.file(), &w).unwrap();

@@ -38,7 +38,7 @@
 
 use std::collections::BTreeMap;
 
-use ndarray::{Array1, Array2, Array3, ArrayD, Axis};
+use ndarray::{ArcArray, Array1, Array2, Array3, ArrayD, Axis, IxDyn};
 
 use crate::block::{Block, BlockSpec, from_global_state};
 use crate::error::{Error, Result};
@@ -59,15 +59,49 @@ use crate::state::{State, Tensor};
 /// The first `n_spin` tail blocks are spins, the rest categoricals. `weights` has one row
 /// per head node; for a spin head its shape is `[rows, K_1, …, K_m]` (one axis per
 /// categorical tail), for a categorical head `[rows, K_head, K_1, …, K_m]`.
+///
+/// The weights are shared, not copied: the groups of a factor's heads hold views of the
+/// factor's one array, a categorical head's with its category axis moved to position 1
+/// (so with permuted strides). Any layout whose elements form one contiguous block with
+/// non-negative strides is accepted ([`Self::flat_weights`]); programs reject others.
+///
+/// ```
+/// use ndarray::{ArrayD, IxDyn};
+/// use thrml::DiscreteEBMInteraction;
+///
+/// // W[b, x, y] = 10 b + 3 x + y, viewed with its two category axes swapped.
+/// let w = ArrayD::from_shape_fn(IxDyn(&[2, 3, 3]), |i| (10 * i[0] + 3 * i[1] + i[2]) as f32);
+/// let d = DiscreteEBMInteraction {
+///     n_spin: 0,
+///     weights: w.into_shared().permuted_axes(vec![0, 2, 1]),
+/// };
+/// let (flat, strides) = d.flat_weights().unwrap();
+/// // The view's element [1, 2, 0] is W[1, 0, 2] = 12.
+/// assert_eq!(flat[strides[0] + 2 * strides[1]], 12.0);
+/// ```
 #[derive(Clone, Debug)]
 pub struct DiscreteEBMInteraction {
     /// Number of spin tails.
     pub n_spin: usize,
-    /// The weights, standard layout.
-    pub weights: ArrayD<f32>,
+    /// The weights.
+    pub weights: ArcArray<f32, IxDyn>,
 }
 
 impl DiscreteEBMInteraction {
+    /// The weights' memory and strides: element `[i_0, i_1, …]` is
+    /// `flat[Σ_a i_a · strides[a]]`. `None` if the elements are not one contiguous block
+    /// or a stride is negative.
+    #[must_use]
+    pub fn flat_weights(&self) -> Option<(&[f32], Vec<usize>)> {
+        let strides = self
+            .weights
+            .strides()
+            .iter()
+            .map(|&s| usize::try_from(s).ok())
+            .collect::<Option<Vec<_>>>()?;
+        Some((self.weights.as_slice_memory_order()?, strides))
+    }
+
     /// Whether a group with `n_tails` tails has a categorical head (the weights have one
     /// more axis than the categorical tails need).
     #[must_use]
@@ -168,7 +202,7 @@ impl DiscreteEBMFactor {
 
     /// The weight tensor `[b, K_1, …, K_N]`.
     #[must_use]
-    pub fn weights(&self) -> &ArrayD<f32> {
+    pub fn weights(&self) -> &ArcArray<f32, IxDyn> {
         &self.weighted.weights
     }
 
@@ -184,22 +218,41 @@ impl DiscreteEBMFactor {
             .all(|w| w[0].node_kind() == w[1].node_kind())
     }
 
-    /// The unmerged interaction groups: the spin heads' groups ([`Self::spin_groups`]) and
-    /// one group per categorical head.
+    /// The interaction groups: the spin heads' groups ([`Self::spin_groups`]) and one
+    /// group per categorical head, whose weights are a view of the factor's weights with
+    /// the head's category axis moved to position 1 (no copy).
     fn interaction_groups(&self) -> Vec<InteractionGroup> {
         let n_spin = self.spin_node_groups.len();
+        let n_cat = self.categorical_node_groups.len();
         let mut groups = self.spin_groups();
-        groups.extend(self.cat_parts().iter().map(|part| part.group(n_spin)));
+        for h in 0..n_cat {
+            let mut perm = vec![0, 1 + h];
+            perm.extend((0..n_cat).filter(|&i| i != h).map(|i| 1 + i));
+            let mut tails = self.spin_node_groups.clone();
+            tails.extend(
+                self.categorical_node_groups
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, _)| i != h)
+                    .map(|(_, g)| g.clone()),
+            );
+            groups.push(group(
+                n_spin,
+                self.weighted.weights.clone().permuted_axes(perm),
+                self.categorical_node_groups[h].clone(),
+                tails,
+            ));
+        }
         groups
     }
 
-    /// The spin heads' interaction groups: one group (every spin group in turn the head,
-    /// weights tiled) when they share a kind, else one per spin head.
+    /// The spin heads' interaction groups. With one spin group, or spin groups of
+    /// different kinds, one group per spin head, each holding the factor's weights (shared,
+    /// not copied). Spin groups of one kind make one group: every spin group in turn is
+    /// the head, and the weights are tiled once per head.
     fn spin_groups(&self) -> Vec<InteractionGroup> {
         let n_spin = self.spin_node_groups.len();
-        let n_cat = self.categorical_node_groups.len();
         let w = &self.weighted.weights;
-        let mut groups = Vec::new();
         let tails_for = |head: usize| -> Vec<&Block> {
             let mut tails: Vec<&Block> = self
                 .spin_node_groups
@@ -211,112 +264,58 @@ impl DiscreteEBMFactor {
             tails.extend(&self.categorical_node_groups);
             tails
         };
-        if n_spin > 0 {
-            if self.spin_groups_share_kind() {
-                // One group: every spin group in turn is the head, weights tiled.
-                let kind = self.spin_node_groups[0].node_kind();
-                let heads: Vec<_> = self
-                    .spin_node_groups
-                    .iter()
-                    .flat_map(|g| g.nodes().iter().copied())
-                    .collect();
-                let mut tails: Vec<Vec<_>> = vec![Vec::new(); n_spin + n_cat - 1];
-                for h in 0..n_spin {
-                    for (t, g) in tails_for(h).into_iter().enumerate() {
-                        tails[t].extend_from_slice(g.nodes());
-                    }
-                }
-                let views: Vec<_> = (0..n_spin).map(|_| w.view()).collect();
-                let tiled = ndarray::concatenate(Axis(0), &views).expect("same shapes");
-                groups.push(make_group(n_spin - 1, tiled, kind, heads, tails));
-            } else {
-                for h in 0..n_spin {
-                    let g = &self.spin_node_groups[h];
-                    let tails = tails_for(h)
-                        .into_iter()
-                        .map(|b| b.nodes().to_vec())
-                        .collect();
-                    groups.push(make_group(
-                        n_spin - 1,
-                        w.clone(),
-                        g.node_kind(),
-                        g.nodes().to_vec(),
-                        tails,
-                    ));
+        if n_spin > 1 && self.spin_groups_share_kind() {
+            let kind = self.spin_node_groups[0].node_kind();
+            let heads: Vec<_> = self
+                .spin_node_groups
+                .iter()
+                .flat_map(|g| g.nodes().iter().copied())
+                .collect();
+            let mut tails: Vec<Vec<_>> =
+                vec![Vec::new(); n_spin - 1 + self.categorical_node_groups.len()];
+            for h in 0..n_spin {
+                for (t, g) in tails_for(h).into_iter().enumerate() {
+                    tails[t].extend_from_slice(g.nodes());
                 }
             }
+            let views: Vec<_> = (0..n_spin).map(|_| w.view()).collect();
+            let tiled = ndarray::concatenate(Axis(0), &views).expect("same shapes");
+            let block = |kind, nodes| Block::of_kind(kind, nodes).expect("nodes of one kind");
+            let tails = tails
+                .into_iter()
+                .map(|t| {
+                    let kind = t.first().map_or(kind, |n: &crate::Node| n.kind());
+                    block(kind, t)
+                })
+                .collect();
+            return vec![group(
+                n_spin - 1,
+                tiled.into_shared(),
+                block(kind, heads),
+                tails,
+            )];
         }
-        groups
-    }
-
-    /// The groups of the categorical heads before they are built: for head `h`, the
-    /// weights as a view with `h`'s category axis moved to position 1 (the others in
-    /// order), the head's nodes and its tails.
-    fn cat_parts(&self) -> Vec<CatPart<'_>> {
-        let w = &self.weighted.weights;
-        let n_cat = self.categorical_node_groups.len();
-        (0..n_cat)
+        (0..n_spin)
             .map(|h| {
-                let mut perm = vec![0, 1 + h];
-                perm.extend((0..n_cat).filter(|&i| i != h).map(|i| 1 + i));
-                let mut tails: Vec<&Block> = self.spin_node_groups.iter().collect();
-                tails.extend(
-                    self.categorical_node_groups
-                        .iter()
-                        .enumerate()
-                        .filter(|&(i, _)| i != h)
-                        .map(|(_, g)| g),
-                );
-                CatPart {
-                    weights: w.view().permuted_axes(perm),
-                    head: &self.categorical_node_groups[h],
+                let tails = tails_for(h).into_iter().cloned().collect();
+                group(
+                    n_spin - 1,
+                    w.clone(),
+                    self.spin_node_groups[h].clone(),
                     tails,
-                }
+                )
             })
             .collect()
     }
 }
 
-/// A categorical head's interaction group before it is built ([`DiscreteEBMFactor::cat_parts`]).
-struct CatPart<'a> {
-    weights: ndarray::ArrayViewD<'a, f32>,
-    head: &'a Block,
-    tails: Vec<&'a Block>,
-}
-
-impl CatPart<'_> {
-    /// The group alone, its weights copied (`n_spin` spin tails).
-    fn group(&self, n_spin: usize) -> InteractionGroup {
-        make_group(
-            n_spin,
-            self.weights.as_standard_layout().into_owned(),
-            self.head.node_kind(),
-            self.head.nodes().to_vec(),
-            self.tails.iter().map(|b| b.nodes().to_vec()).collect(),
-        )
-    }
-}
-
-fn make_group(
+/// A discrete interaction group (`n_spin` spin tails).
+fn group(
     n_spin: usize,
-    weights: ArrayD<f32>,
-    head_kind: NodeKind,
-    heads: Vec<crate::Node>,
-    tails: Vec<Vec<crate::Node>>,
+    weights: ArcArray<f32, IxDyn>,
+    head: Block,
+    tails: Vec<Block>,
 ) -> InteractionGroup {
-    let head = Block::of_kind(head_kind, heads).expect("head nodes share a kind");
-    let tails = tails
-        .into_iter()
-        .map(|t| {
-            let kind = t.first().map_or(head_kind, |n| n.kind());
-            Block::of_kind(kind, t).expect("tail nodes share a kind")
-        })
-        .collect();
-    let weights = if weights.is_standard_layout() {
-        weights
-    } else {
-        weights.as_standard_layout().into_owned()
-    };
     InteractionGroup::new(DiscreteEBMInteraction { n_spin, weights }, head, tails)
         .expect("factor groups have equal lengths")
 }
@@ -402,8 +401,15 @@ impl EBMFactor for DiscreteEBMFactor {
 }
 
 /// A discrete factor whose weight tensor is square, `[b, x, x, …, x]`
-/// (THRML's `SquareDiscreteEBMFactor`). Its interaction groups for different head groups
-/// can be merged into one, which makes programs smaller.
+/// (THRML's `SquareDiscreteEBMFactor`).
+///
+/// THRML merges the interaction groups of such a factor's heads into one, concatenating
+/// one (transposed) copy of the weights per head, so that JAX runs fewer, larger gathers.
+/// Here the groups of the categorical heads stay separate, each a view of the factor's
+/// one weight array, since the program compiles every group to per-block gather plans
+/// anyway and merging would only copy the weights once per head. The samples are the same:
+/// each node's terms are summed in the same order either way. The spin heads' groups
+/// merge as in [`DiscreteEBMFactor`].
 #[derive(Clone, Debug)]
 pub struct SquareDiscreteEBMFactor(DiscreteEBMFactor);
 
@@ -432,56 +438,13 @@ impl SquareDiscreteEBMFactor {
     }
 }
 
-/// The groups of categorical heads `parts` as one group (heads, tails and weight rows
-/// concatenated) when every head and every tail position has one node kind, else one group
-/// each. The concatenated weights are copied once, straight from the factor's weights.
-fn merge_cat_parts(n_spin: usize, parts: Vec<CatPart<'_>>) -> Vec<InteractionGroup> {
-    let same_kinds = parts.windows(2).all(|w| {
-        w[0].head.node_kind() == w[1].head.node_kind()
-            && w[0]
-                .tails
-                .iter()
-                .zip(&w[1].tails)
-                .all(|(a, b)| a.node_kind() == b.node_kind())
-    });
-    if parts.len() < 2 || !same_kinds {
-        return parts.iter().map(|p| p.group(n_spin)).collect();
-    }
-    let views: Vec<_> = parts.iter().map(|p| p.weights.view()).collect();
-    let weights = ndarray::concatenate(Axis(0), &views).expect("square weights share a shape");
-    let heads = parts
-        .iter()
-        .flat_map(|p| p.head.nodes().iter().copied())
-        .collect();
-    let tails = (0..parts[0].tails.len())
-        .map(|t| {
-            parts
-                .iter()
-                .flat_map(|p| p.tails[t].nodes().iter().copied())
-                .collect()
-        })
-        .collect();
-    vec![make_group(
-        n_spin,
-        weights,
-        parts[0].head.node_kind(),
-        heads,
-        tails,
-    )]
-}
-
 impl AbstractFactor for SquareDiscreteEBMFactor {
     fn node_groups(&self) -> &[Block] {
         self.0.node_groups()
     }
 
     fn to_interaction_groups(&self) -> Vec<InteractionGroup> {
-        // The spin heads are one group already when they share a kind (and cannot merge
-        // otherwise); the categorical heads' groups merge into one.
-        let f = &self.0;
-        let mut out = f.spin_groups();
-        out.extend(merge_cat_parts(f.spin_node_groups.len(), f.cat_parts()));
-        out
+        self.0.interaction_groups()
     }
 }
 
@@ -582,6 +545,13 @@ fn check_discrete(
             ));
         }
     }
+    if d.flat_weights().is_none() {
+        return Err(format!(
+            "discrete weights of shape {:?} with strides {:?} are not one contiguous block with non-negative strides; pass them in standard layout",
+            d.weights.shape(),
+            d.weights.strides()
+        ));
+    }
     let n_cat_tails = n_tails - d.n_spin;
     match head_categories {
         None if d.weights.ndim() != 1 + n_cat_tails => Err(format!(
@@ -620,6 +590,8 @@ struct DiscreteGather<'a> {
     cats: Vec<CatTail<'a>>,
     weights: &'a [f32],
     row_stride: usize,
+    /// The stride of the head's category axis (categorical heads; 0 for spin heads).
+    head_stride: usize,
 }
 
 impl<'a> DiscreteGather<'a> {
@@ -630,12 +602,9 @@ impl<'a> DiscreteGather<'a> {
         head_axes: usize,
     ) -> Self {
         let tails = bi.tails();
-        let strides: Vec<usize> = d
-            .weights
-            .strides()
-            .iter()
-            .map(|&s| s.unsigned_abs())
-            .collect();
+        let (weights, strides) = d
+            .flat_weights()
+            .expect("programs accept only contiguous discrete weights");
         let spins = tails[..d.n_spin]
             .iter()
             .map(|t| {
@@ -664,8 +633,9 @@ impl<'a> DiscreteGather<'a> {
             rows: bi.rows(),
             spins,
             cats,
-            weights: d.weights.as_slice().expect("standard layout"),
+            weights,
             row_stride: strides[0],
+            head_stride: if head_axes == 1 { strides[1] } else { 0 },
         }
     }
 
@@ -854,7 +824,7 @@ impl CategoricalGibbsConditional {
         };
         let g = DiscreteGather::new(bi, d, inputs, 1);
         let k = d.weights.shape()[1];
-        let head_stride = d.weights.strides()[1].unsigned_abs();
+        let head_stride = g.head_stride;
         for c in 0..inputs.n_chains {
             for j in 0..inputs.n_nodes() {
                 for e in bi.entries(j) {
@@ -944,50 +914,78 @@ mod tests {
     use crate::factor::AbstractFactor;
     use crate::interaction::InteractionGroup;
     use crate::{Block, Node, NodeKind};
-    use ndarray::{ArrayD, Axis, IxDyn};
+    use ndarray::{ArrayD, IxDyn};
 
-    fn weights(g: &InteractionGroup) -> &ArrayD<f32> {
-        &g.interaction
+    fn payload(g: &InteractionGroup) -> &DiscreteEBMInteraction {
+        g.interaction
             .downcast_ref::<DiscreteEBMInteraction>()
             .expect("a discrete payload")
-            .weights
     }
 
     #[test]
-    fn merged_square_groups_are_the_unmerged_ones_concatenated() {
-        // Three categorical groups of 4 nodes, 3 categories: the square factor's one group
-        // against the three groups (one per head) of its discrete factor.
+    fn square_groups_are_views_of_the_factor_weights() {
+        // Three categorical groups of 4 nodes, 3 categories: one group per head, each a
+        // view of the factor's one weight array with the head's axis moved to position 1.
         let c = Node::many(NodeKind::CATEGORICAL, 12);
         let groups: Vec<Block> = c
             .chunks(4)
             .map(|g| Block::new(g.to_vec()).unwrap())
             .collect();
-        let w = ArrayD::from_shape_fn(IxDyn(&[4, 3, 3, 3]), |i| {
-            (i[0] * 27 + i[1] * 9 + i[2] * 3 + i[3]) as f32 * 0.25 - 5.0
-        });
-        let square = SquareCategoricalEBMFactor::new(groups, w).unwrap();
-        let merged = square.to_interaction_groups();
-        let parts = square.discrete().interaction_groups();
-        assert_eq!((merged.len(), parts.len()), (1, 3));
-        let m = &merged[0];
-        let views: Vec<_> = parts.iter().map(|p| weights(p).view()).collect();
-        assert_eq!(weights(m), &ndarray::concatenate(Axis(0), &views).unwrap());
-        assert!(weights(m).is_standard_layout());
-        let heads: Vec<Node> = parts
-            .iter()
-            .flat_map(|p| p.head_nodes.nodes().to_vec())
-            .collect();
-        assert_eq!(m.head_nodes.nodes(), &heads[..]);
-        for t in 0..2 {
-            let tails: Vec<Node> = parts
-                .iter()
-                .flat_map(|p| p.tail_nodes[t].nodes().to_vec())
-                .collect();
-            assert_eq!(m.tail_nodes[t].nodes(), &tails[..], "tail {t}");
+        let value =
+            |b: usize, x: [usize; 3]| (b * 27 + x[0] * 9 + x[1] * 3 + x[2]) as f32 * 0.25 - 5.0;
+        let w = ArrayD::from_shape_fn(IxDyn(&[4, 3, 3, 3]), |i| value(i[0], [i[1], i[2], i[3]]));
+        let square = SquareCategoricalEBMFactor::new(groups.clone(), w).unwrap();
+        let out = square.to_interaction_groups();
+        assert_eq!(out.len(), 3);
+        let weights = square.discrete().weights();
+        for (h, g) in out.iter().enumerate() {
+            let d = payload(g);
+            assert_eq!(d.n_spin, 0);
+            assert_eq!(
+                d.weights.as_ptr(),
+                weights.as_ptr(),
+                "head {h} copied the weights"
+            );
+            assert_eq!(g.head_nodes, groups[h]);
+            let others: Vec<usize> = (0..3).filter(|&i| i != h).collect();
+            for (t, &o) in others.iter().enumerate() {
+                assert_eq!(g.tail_nodes[t], groups[o], "head {h}, tail {t}");
+            }
+            let (flat, strides) = d.flat_weights().unwrap();
+            for b in 0..4 {
+                for x in 0..27 {
+                    let x = [x / 9, x / 3 % 3, x % 3];
+                    // The group's element [b, x_h, x_others...] is W[b, x_0, x_1, x_2].
+                    let mut at = b * strides[0] + x[h] * strides[1];
+                    for (t, &o) in others.iter().enumerate() {
+                        at += x[o] * strides[2 + t];
+                    }
+                    assert_eq!(flat[at], value(b, x), "head {h}, row {b}, {x:?}");
+                }
+            }
         }
-        // Head 1's rows hold the weights with its category axis first: row b of head 1 at
-        // [x1, x0, x2] is W[b, x0, x1, x2], here W[2, 0, 1, 2].
-        let row = weights(m).index_axis(Axis(0), 4 + 2);
-        assert_eq!(row[[1, 0, 2]], (2 * 27 + 3 + 2) as f32 * 0.25 - 5.0);
+        // The discrete factor with the same weights compiles to the same groups.
+        let plain = square.discrete().to_interaction_groups();
+        for (a, b) in out.iter().zip(&plain) {
+            assert_eq!(payload(a).weights, payload(b).weights);
+            assert_eq!(payload(a).weights.strides(), payload(b).weights.strides());
+        }
+    }
+
+    #[test]
+    fn discrete_weights_must_be_one_block_with_non_negative_strides() {
+        let w = ArrayD::from_shape_fn(IxDyn(&[4, 3]), |i| (3 * i[0] + i[1]) as f32).into_shared();
+        let ok = |weights| {
+            DiscreteEBMInteraction { n_spin: 0, weights }
+                .flat_weights()
+                .is_some()
+        };
+        assert!(ok(w.clone()));
+        assert!(ok(w.clone().reversed_axes()));
+        let mut flipped = w.clone();
+        flipped.invert_axis(ndarray::Axis(1));
+        assert!(!ok(flipped));
+        let strided = w.slice_move(ndarray::s![..;2, ..]).into_dyn();
+        assert!(!ok(strided));
     }
 }

@@ -29,7 +29,7 @@ use crate::block::{Block, BlockSpec, block_state_to_global};
 use crate::error::{Error, Result};
 use crate::factor::{AbstractFactor, FactorSamplingProgram};
 use crate::models::discrete::{
-    CategoricalGibbsConditional, DiscreteEBMFactor, SpinGibbsConditional, SquareDiscreteEBMFactor,
+    CategoricalGibbsConditional, DiscreteEBMFactor, SpinGibbsConditional,
 };
 use crate::pgm::{DType, Node, NodeKind, NodeShapeDtypes, StateLayout, default_node_shape_dtypes};
 use crate::program::{BlockGibbsSpec, BlockSamplingProgram, SuperBlock};
@@ -150,17 +150,10 @@ fn categories_of(factors: &[DiscreteEBMFactor]) -> Result<HashMap<Node, usize>> 
     Ok(out)
 }
 
-/// The factor with new weights, square when its category axes are (merged interactions).
-fn rebuild(f: &DiscreteEBMFactor, weights: ArrayD<f32>) -> Result<Arc<dyn AbstractFactor>> {
-    let shape = weights.shape();
-    let square = shape.len() > 2 && shape[2..].iter().all(|&k| k == shape[1]);
-    let spin = f.spin_node_groups.clone();
-    let cat = f.categorical_node_groups.clone();
-    Ok(if square || shape.len() == 1 {
-        Arc::new(SquareDiscreteEBMFactor::new(spin, cat, weights)?)
-    } else {
-        Arc::new(DiscreteEBMFactor::new(spin, cat, weights)?)
-    })
+/// The factor as the programs take it. Its weights are shared, not copied (a square
+/// factor would compile to the same interaction groups).
+fn built(f: &DiscreteEBMFactor) -> Arc<dyn AbstractFactor> {
+    Arc::new(f.clone())
 }
 
 impl TrainingSpec {
@@ -218,10 +211,7 @@ impl TrainingSpec {
         let stats_negative = FactorStatistics::new(&factors, &gibbs_negative)
             .map_err(phase_error("negative"))?
             .capturing_final_state();
-        let built = factors
-            .iter()
-            .map(|f| rebuild(f, f.weights().clone()))
-            .collect::<Result<Vec<_>>>()?;
+        let built: Vec<_> = factors.iter().map(built).collect();
         let program_positive = gibbs_positive
             .as_ref()
             .map(|g| compile(g, &built, &node_shape_dtypes, &categories))
@@ -256,7 +246,10 @@ impl TrainingSpec {
     /// The current weight tensors, one per factor.
     #[must_use]
     pub fn weights(&self) -> Vec<ArrayD<f32>> {
-        self.factors.iter().map(|f| f.weights().clone()).collect()
+        self.factors
+            .iter()
+            .map(|f| f.weights().to_owned())
+            .collect()
     }
 
     /// The node layouts the programs use.
@@ -289,12 +282,13 @@ impl TrainingSpec {
         let mut built = Vec::with_capacity(weights.len());
         let mut factors = Vec::with_capacity(weights.len());
         for (w, f) in weights.into_iter().zip(&self.factors) {
-            built.push(rebuild(f, w.clone())?);
-            factors.push(DiscreteEBMFactor::new(
+            let f = DiscreteEBMFactor::new(
                 f.spin_node_groups.clone(),
                 f.categorical_node_groups.clone(),
                 w,
-            )?);
+            )?;
+            built.push(self::built(&f));
+            factors.push(f);
         }
         self.program_positive = self
             .gibbs_positive

@@ -195,8 +195,8 @@ fn clap_one_line(text: &str) -> String {
 /// By default glibc raises that threshold whenever such a block is freed (up to 32 MiB),
 /// so after a program is compiled the large buffers of a run (initial states, engine
 /// tiles, samples) come from the heap, where memory that one phase frees is kept for the
-/// next. Measured (`thrml bench`, 2 threads): Potts at 4,096 chains peaked at 570 MB
-/// with the default and at 436 MB with the fixed threshold; at 256 chains, 74 and 60 MB.
+/// next. Measured (`thrml bench`, 2 threads): Potts at 4,096 chains peaked at 557 MiB
+/// with the default and at 426 MiB with the fixed threshold; at 256 chains, 72 and 59 MiB.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn release_large_buffers() {

@@ -228,22 +228,29 @@ impl DiscreteEBMFactor {
         for h in 0..n_cat {
             let mut perm = vec![0, 1 + h];
             perm.extend((0..n_cat).filter(|&i| i != h).map(|i| 1 + i));
-            let mut tails = self.spin_node_groups.clone();
-            tails.extend(
-                self.categorical_node_groups
-                    .iter()
-                    .enumerate()
-                    .filter(|&(i, _)| i != h)
-                    .map(|(_, g)| g.clone()),
-            );
             groups.push(group(
                 n_spin,
                 self.weighted.weights.clone().permuted_axes(perm),
                 self.categorical_node_groups[h].clone(),
-                tails,
+                self.tails_of(None, Some(h)).into_iter().cloned().collect(),
             ));
         }
         groups
+    }
+
+    /// The tails of a head: the spin groups, then the categorical groups, each but the
+    /// head's own (`spin` or `cat`, its index in its list).
+    fn tails_of(&self, spin: Option<usize>, cat: Option<usize>) -> Vec<&Block> {
+        fn others(groups: &[Block], own: Option<usize>) -> impl Iterator<Item = &Block> {
+            groups
+                .iter()
+                .enumerate()
+                .filter(move |&(i, _)| Some(i) != own)
+                .map(|(_, g)| g)
+        }
+        others(&self.spin_node_groups, spin)
+            .chain(others(&self.categorical_node_groups, cat))
+            .collect()
     }
 
     /// The spin heads' interaction groups. With one spin group, or spin groups of
@@ -253,17 +260,7 @@ impl DiscreteEBMFactor {
     fn spin_groups(&self) -> Vec<InteractionGroup> {
         let n_spin = self.spin_node_groups.len();
         let w = &self.weighted.weights;
-        let tails_for = |head: usize| -> Vec<&Block> {
-            let mut tails: Vec<&Block> = self
-                .spin_node_groups
-                .iter()
-                .enumerate()
-                .filter(|&(i, _)| i != head)
-                .map(|(_, g)| g)
-                .collect();
-            tails.extend(&self.categorical_node_groups);
-            tails
-        };
+        let tails_for = |head: usize| self.tails_of(Some(head), None);
         if n_spin > 1 && self.spin_groups_share_kind() {
             let kind = self.spin_node_groups[0].node_kind();
             let heads: Vec<_> = self
@@ -280,13 +277,13 @@ impl DiscreteEBMFactor {
             }
             let views: Vec<_> = (0..n_spin).map(|_| w.view()).collect();
             let tiled = ndarray::concatenate(Axis(0), &views).expect("same shapes");
+            // Tail `t` of every head has the kind of head 0's tail `t` (the spin groups
+            // share a kind, the categorical tails are the same for every head).
             let block = |kind, nodes| Block::of_kind(kind, nodes).expect("nodes of one kind");
             let tails = tails
                 .into_iter()
-                .map(|t| {
-                    let kind = t.first().map_or(kind, |n: &crate::Node| n.kind());
-                    block(kind, t)
-                })
+                .zip(tails_for(0))
+                .map(|(t, g)| block(g.node_kind(), t))
                 .collect();
             return vec![group(
                 n_spin - 1,

@@ -765,7 +765,7 @@ macro_rules! kernels {
                         for e in e0..e1 {
                             // θ_c[l] += W_e[c, x_l]: a lookup by permutation in each row.
                             let node = t.cat_idx[e] as usize;
-                            let rows = &t.cat_rows[t.cat_row_off[e] as usize..][..K];
+                            let rows = &t.cat_rows[t.cat_table(e).row as usize..][..K];
                             for (h, th) in theta.iter_mut().enumerate() {
                                 let x = bytes8(&state.cats[node * W + 8 * (g0 + h)..]);
                                 for (th, row) in th.iter_mut().zip(rows) {
@@ -1048,18 +1048,14 @@ pub(super) mod tests {
                         let node = (j * 11 + e * 3) % n_tails;
                         let kp = tail_k(node);
                         t.cat_idx.push(node as u32);
-                        t.cat_k.push(kp as u32);
-                        t.cat_tail_max = t.cat_tail_max.max(kp);
-                        t.cat_tab_off.push(t.cat_tab.len() as u32);
-                        t.cat_row_off.push(t.cat_rows.len() as u32);
-                        for c in 0..k {
-                            let mut row = [0.0; 16];
-                            for (v, x) in row.iter_mut().enumerate().take(kp) {
-                                *x = if (c + v) % 3 == 0 { 0.0 } else { uniform(5.0) };
-                                t.cat_tab.push(*x);
-                            }
-                            t.cat_rows.push(row);
-                        }
+                        let w: Vec<f32> = (0..k * kp)
+                            .map(|i| {
+                                let (c, v) = (i / kp, i % kp);
+                                if (c + v) % 3 == 0 { 0.0 } else { uniform(5.0) }
+                            })
+                            .collect();
+                        let id = t.add_cat_table(k, kp, &w);
+                        t.cat_table.push(id);
                     }
                     t.cat_off.push(t.cat_idx.len() as u32);
                 }

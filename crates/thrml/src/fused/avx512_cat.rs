@@ -61,7 +61,6 @@ pub(super) fn supports<const W: usize>(fb: &FusedBlock) -> bool {
         && (W == 16 || W == 64)
         && t.general.is_empty()
         && t.cat_tail_max <= MAX_K
-        && t.cat_row_off.len() == t.cat_idx.len()
 }
 
 /// Run `job` for block `fb` on this kernel if the block is [`supports`]ed and the CPU
@@ -264,7 +263,7 @@ fn quad_groups<const W: usize, const K: usize, const G: usize>(
         for e in e0..e1 {
             // θ_c[l] += W_e[c, x_l]: a lookup by permutation in each row.
             let node = t.cat_idx[e] as usize;
-            let rows = &t.cat_rows[t.cat_row_off[e] as usize..][..K];
+            let rows = &t.cat_rows[t.cat_table(e).row as usize..][..K];
             for (h, th) in theta.iter_mut().enumerate() {
                 let x = bytes16(&state.cats[node * W + 16 * (g0 + h)..]);
                 for (th, row) in th.iter_mut().zip(rows) {
@@ -329,23 +328,19 @@ mod tests {
                 let node = (j * 13 + e * 7) % n_tails;
                 let kp = wide_tail_k(node);
                 t.cat_idx.push(node as u32);
-                t.cat_k.push(kp as u32);
-                t.cat_tail_max = t.cat_tail_max.max(kp);
-                t.cat_tab_off.push(t.cat_tab.len() as u32);
-                t.cat_row_off.push(t.cat_rows.len() as u32);
-                for c in 0..k {
-                    let mut row = [0.0; 16];
-                    for (v, x) in row.iter_mut().enumerate().take(kp) {
-                        *x = match (c + 2 * v + e) % 11 {
+                let w: Vec<f32> = (0..k * kp)
+                    .map(|i| {
+                        let (c, v) = (i / kp, i % kp);
+                        match (c + 2 * v + e) % 11 {
                             0 | 5 => 0.0,
                             3 if j % 4 == 1 => f32::NEG_INFINITY,
                             7 => -0.0,
                             _ => uniform(scale),
-                        };
-                        t.cat_tab.push(*x);
-                    }
-                    t.cat_rows.push(row);
-                }
+                        }
+                    })
+                    .collect();
+                let id = t.add_cat_table(k, kp, &w);
+                t.cat_table.push(id);
             }
             t.cat_off.push(t.cat_idx.len() as u32);
         }

@@ -374,8 +374,9 @@ fn cat_node<const W: usize>(
         let x: &[u8; W] = state.cats[node * W..(node + 1) * W]
             .try_into()
             .expect("W lanes");
-        let kp = t.cat_k[e] as usize;
-        let off = t.cat_tab_off[e] as usize;
+        let table = t.cat_table(e);
+        let kp = table.k as usize;
+        let off = table.tab as usize;
         let tab = &t.cat_tab[off..off + k * kp];
         for v in 0..kp {
             for (c, row) in theta.chunks_exact_mut(W).enumerate() {

@@ -51,6 +51,17 @@ pub(crate) struct GenTerm {
     pub cats: (u32, u32),
 }
 
+/// A pairwise categorical table `W[c, v]` (`K × K'`) of [`Terms`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CatTable {
+    /// Offset of its weights in [`Terms::cat_tab`].
+    pub tab: u32,
+    /// Offset of its first 16-lane row in [`Terms::cat_rows`] (meaningful when `k ≤ 16`).
+    pub row: u32,
+    /// `K'`, the tail's number of categories.
+    pub k: u32,
+}
+
 /// The terms of a block's nodes, CSR over the block's positions.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Terms {
@@ -61,17 +72,19 @@ pub(crate) struct Terms {
     pub spin_off: Vec<u32>,
     pub spin_idx: Vec<u32>,
     pub spin_w2: Vec<f32>,
-    /// Pairwise categorical tails of categorical heads: CSR offsets, engine nodes, table
-    /// offsets (a `K × K'` table in `cat_tab`) and `K'`.
+    /// Pairwise categorical tails of categorical heads: CSR offsets, engine nodes and each
+    /// entry's table, an index into `cat_tables` ([`Terms::cat_table`]). Identical tables
+    /// are stored once, and where all entries share one table (a Potts model) `cat_table`
+    /// is empty: 4 bytes per entry instead of 16.
     pub cat_off: Vec<u32>,
     pub cat_idx: Vec<u32>,
-    pub cat_tab_off: Vec<u32>,
-    pub cat_k: Vec<u32>,
+    pub cat_table: Vec<u32>,
+    pub cat_tables: Vec<CatTable>,
+    /// The tables' weights, `K × K'` row-major each.
     pub cat_tab: Vec<f32>,
-    /// The same tables as rows of 16 lanes: row `cat_row_off[e] + c` holds `W[c, ·]` of
-    /// edge `e`, zero-padded (for table lookups by permutation); filled only when every
-    /// `K' ≤ 16`. Identical tables are stored once.
-    pub cat_row_off: Vec<u32>,
+    /// The same tables as rows of 16 lanes: row `CatTable::row + c` holds `W[c, ·]`,
+    /// zero-padded (for table lookups by permutation); filled only for tables with
+    /// `K' ≤ 16`.
     pub cat_rows: Vec<[f32; NODE_LANES]>,
     /// The largest `K'` of the pairwise categorical tails (0 if none).
     pub cat_tail_max: usize,
@@ -342,7 +355,7 @@ impl Ctx<'_> {
         let mut bits: Vec<u32> = Vec::new();
         let head_axes = usize::from(matches!(head, Head::Cat(_)));
         // Pairwise categorical tables by their bits: a Potts model's edges share one.
-        let mut tables: std::collections::HashMap<Vec<u32>, (u32, u32)> = Default::default();
+        let mut tables: std::collections::HashMap<Vec<u32>, u32> = Default::default();
         t.spin_off.push(0);
         t.cat_off.push(0);
         t.gen_off.push(0);
@@ -379,28 +392,17 @@ impl Ctx<'_> {
                         Head::Cat(k) if n_tails == 1 && d.n_spin == 0 => {
                             let kp = shape[2];
                             t.cat_idx.push(tail_node(0)?);
-                            t.cat_k.push(to_u32(kp));
-                            t.cat_tail_max = t.cat_tail_max.max(kp);
                             bits.clear();
                             bits.extend(row.iter().map(|x| x.to_bits()));
-                            let (tab, rows) = match tables.get(&bits[..]) {
-                                Some(&at) => at,
+                            let id = match tables.get(&bits[..]) {
+                                Some(&id) => id,
                                 None => {
-                                    let at = (to_u32(t.cat_tab.len()), to_u32(t.cat_rows.len()));
-                                    t.cat_tab.extend_from_slice(&row);
-                                    if kp <= NODE_LANES {
-                                        t.cat_rows.extend((0..k).map(|c| {
-                                            std::array::from_fn(|v| {
-                                                if v < kp { row[c * kp + v] } else { 0.0 }
-                                            })
-                                        }));
-                                    }
-                                    tables.insert(bits.clone(), at);
-                                    at
+                                    let id = t.add_cat_table(k, kp, &row);
+                                    tables.insert(bits.clone(), id);
+                                    id
                                 }
                             };
-                            t.cat_tab_off.push(tab);
-                            t.cat_row_off.push(rows);
+                            t.cat_table.push(id);
                         }
                         _ => {
                             let spins0 = to_u32(t.gen_spin.len());
@@ -433,12 +435,48 @@ impl Ctx<'_> {
         if head == Head::Spin {
             t.build_ell(len);
         }
+        t.share_single_cat_table();
         t.shrink_to_fit();
         Some(t)
     }
 }
 
 impl Terms {
+    /// The table of pairwise categorical entry `e`.
+    #[inline]
+    pub(crate) fn cat_table(&self, e: usize) -> CatTable {
+        match self.cat_table.get(e) {
+            Some(&id) => self.cat_tables[id as usize],
+            None => self.cat_tables[0],
+        }
+    }
+
+    /// Store a `k × kp` pairwise categorical table (row-major `w`) and return its index.
+    pub(crate) fn add_cat_table(&mut self, k: usize, kp: usize, w: &[f32]) -> u32 {
+        debug_assert_eq!(w.len(), k * kp);
+        let table = CatTable {
+            tab: to_u32(self.cat_tab.len()),
+            row: to_u32(self.cat_rows.len()),
+            k: to_u32(kp),
+        };
+        self.cat_tab.extend_from_slice(w);
+        if kp <= NODE_LANES {
+            self.cat_rows.extend(
+                (0..k).map(|c| std::array::from_fn(|v| if v < kp { w[c * kp + v] } else { 0.0 })),
+            );
+        }
+        self.cat_tail_max = self.cat_tail_max.max(kp);
+        self.cat_tables.push(table);
+        to_u32(self.cat_tables.len() - 1)
+    }
+
+    /// Drop the per-entry table indices when every entry has the one table.
+    pub(crate) fn share_single_cat_table(&mut self) {
+        if self.cat_tables.len() == 1 {
+            self.cat_table = Vec::new();
+        }
+    }
+
     /// Free the spare capacity the lists grew with.
     fn shrink_to_fit(&mut self) {
         self.bias.shrink_to_fit();
@@ -447,10 +485,9 @@ impl Terms {
         self.spin_w2.shrink_to_fit();
         self.cat_off.shrink_to_fit();
         self.cat_idx.shrink_to_fit();
-        self.cat_tab_off.shrink_to_fit();
-        self.cat_k.shrink_to_fit();
+        self.cat_table.shrink_to_fit();
+        self.cat_tables.shrink_to_fit();
         self.cat_tab.shrink_to_fit();
-        self.cat_row_off.shrink_to_fit();
         self.cat_rows.shrink_to_fit();
         self.ell_off.shrink_to_fit();
         self.ell_idx.shrink_to_fit();
@@ -512,6 +549,110 @@ impl Terms {
                 t.ell4_bit.push(bit);
             }
             t.ell4_off.push(to_u32(t.ell4_byte.len()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ndarray::{ArrayD, IxDyn};
+
+    use super::{FusedPlan, Head};
+    use crate::models::ebm::EBMFactor;
+    use crate::{
+        AbstractConditionalSampler, Block, BlockGibbsSpec, CategoricalGibbsConditional,
+        FactorSamplingProgram, Node, NodeKind, SquareCategoricalEBMFactor,
+        default_node_shape_dtypes,
+    };
+
+    /// The fused plan of a 3-state model on a ring of 8 categorical nodes (blocks: even and
+    /// odd nodes), edge `e` with weights `w(e, a, b)`.
+    fn ring_plan(w: impl Fn(usize, usize, usize) -> f32) -> FusedPlan {
+        let (n, k) = (8, 3);
+        let nodes = Node::many(NodeKind::CATEGORICAL, n);
+        let heads = Block::new((0..n).map(|i| nodes[i]).collect()).unwrap();
+        let tails = Block::new((0..n).map(|i| nodes[(i + 1) % n]).collect()).unwrap();
+        let weights = ArrayD::from_shape_fn(IxDyn(&[n, k, k]), |i| w(i[0], i[1], i[2]));
+        let factor = SquareCategoricalEBMFactor::new(vec![heads, tails], weights).unwrap();
+        let factors: Vec<Arc<dyn EBMFactor>> = vec![Arc::new(factor)];
+        let blocks: Vec<Block> = (0..2)
+            .map(|p| Block::new((p..n).step_by(2).map(|i| nodes[i]).collect()).unwrap())
+            .collect();
+        let spec = BlockGibbsSpec::new(blocks, vec![], &default_node_shape_dtypes()).unwrap();
+        let sampler: Arc<dyn AbstractConditionalSampler> =
+            Arc::new(CategoricalGibbsConditional::new(k));
+        let program =
+            FactorSamplingProgram::new(spec, vec![sampler.clone(), sampler], &factors, vec![])
+                .unwrap()
+                .into_inner();
+        FusedPlan::compile(&program)
+    }
+
+    #[test]
+    fn a_shared_pairwise_table_is_stored_once_without_entry_indices() {
+        let potts = |_: usize, a: usize, b: usize| if a == b { 1.0 } else { 0.0 };
+        let plan = ring_plan(potts);
+        for fb in plan.blocks.iter().map(|b| b.as_ref().expect("fused")) {
+            assert_eq!(fb.head, Head::Cat(3));
+            let t = &fb.terms;
+            // Each node is the head of two entries (its two ring neighbours), one table.
+            assert_eq!(t.cat_idx.len(), 2 * fb.len);
+            assert_eq!(t.cat_tables.len(), 1);
+            assert!(t.cat_table.is_empty());
+            for e in 0..t.cat_idx.len() {
+                let table = t.cat_table(e);
+                assert_eq!(table.k, 3);
+                let tab = &t.cat_tab[table.tab as usize..][..9];
+                assert_eq!(tab, &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+                for c in 0..3 {
+                    let row = t.cat_rows[table.row as usize + c];
+                    assert_eq!(&row[..3], &tab[3 * c..3 * c + 3]);
+                    assert!(row[3..].iter().all(|&x| x == 0.0));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn distinct_pairwise_tables_are_indexed_per_entry() {
+        // Edges 0..4 share one table, edges 4..8 have their own.
+        let w = |e: usize, a: usize, b: usize| {
+            let tag = if e < 4 { 0.0 } else { e as f32 };
+            tag + (3 * a + b) as f32 * 0.5
+        };
+        let plan = ring_plan(w);
+        for fb in plan.blocks.iter().map(|b| b.as_ref().expect("fused")) {
+            let t = &fb.terms;
+            assert_eq!(t.cat_table.len(), t.cat_idx.len());
+            // Each block's nodes see edges 0..4 (shared) and two or three of 4..8.
+            assert!(t.cat_tables.len() >= 3, "{} tables", t.cat_tables.len());
+            assert_eq!(t.cat_tab.len(), 9 * t.cat_tables.len());
+            // Every entry's table holds a tag common to its 9 weights, and tables with
+            // equal weights are one table.
+            for e in 0..t.cat_idx.len() {
+                let table = t.cat_table(e);
+                let tab = &t.cat_tab[table.tab as usize..][..9];
+                let tag = tab[0];
+                for (i, &x) in tab.iter().enumerate() {
+                    // As a head or as a tail the table is W or its transpose.
+                    let (a, b) = (i / 3, i % 3);
+                    assert!(
+                        x == tag + (3 * a + b) as f32 * 0.5 || x == tag + (3 * b + a) as f32 * 0.5,
+                        "entry {e}, element {i}: {x}"
+                    );
+                }
+            }
+            let mut tabs: Vec<&[f32]> = t
+                .cat_tables
+                .iter()
+                .map(|tb| &t.cat_tab[tb.tab as usize..][..9])
+                .collect();
+            let n = tabs.len();
+            tabs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            tabs.dedup();
+            assert_eq!(tabs.len(), n, "a table stored twice");
         }
     }
 }

@@ -388,11 +388,10 @@ fn build_potts(seed: u64, repeats: usize) -> Result<Built, Failure> {
     let identity: Vec<f32> = (0..k * k)
         .map(|i| if i / k == i % k { 1.0 } else { 0.0 })
         .collect();
-    let weights = ArrayD::from_shape_vec(
-        IxDyn(&[edge_list.len(), k, k]),
-        identity.repeat(edge_list.len()),
-    )
-    .expect("shape matches");
+    let n_edges = edge_list.len();
+    drop(edge_list); // the blocks hold the edges now; not kept through compile
+    let weights = ArrayD::from_shape_vec(IxDyn(&[n_edges, k, k]), identity.repeat(n_edges))
+        .expect("shape matches");
     let factor = SquareCategoricalEBMFactor::new(vec![heads, tails], weights).map_err(lib)?;
     let factors: Vec<Arc<dyn EBMFactor>> = vec![Arc::new(factor)];
     let mut classes = vec![Vec::new(), Vec::new()];
@@ -416,7 +415,7 @@ fn build_potts(seed: u64, repeats: usize) -> Result<Built, Failure> {
     let init = Box::new(move |chains: usize| uniform_init(init_key, &blocks, &[k, k], chains));
     Ok(Built {
         nodes: n,
-        edges: edge_list.len(),
+        edges: n_edges,
         colours: 2,
         program: Box::new(program),
         init,

@@ -220,30 +220,22 @@ fn encrypt1(rk: &[__m512i; 11], x: __m512i) -> __m512i {
     _mm512_aesenclast_epi128(x, rk[10])
 }
 
-/// The words of nodes `4 · quad .. 4 · quad + 16` in chain `chain`, in order.
+/// The counter blocks of [`node_words`] for quad 0: nodes 0 .. 16 of chain `chain`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn node_blocks(chain: u32, hi: [u32; 2]) -> __m512i {
+    let [h0, h1] = hi.map(|h| h as i32);
+    let c = chain as i32;
+    _mm512_setr_epi32(c, 0, h0, h1, c, 1, h0, h1, c, 2, h0, h1, c, 3, h0, h1)
+}
+
+/// The words of nodes `4 · quad .. 4 · quad + 16` in the chain of `base` (its
+/// [`node_blocks`]), in order: the blocks' quad words plus `quad`, encrypted (two
+/// instructions for the counters, where sixteen lanes set one by one took 48).
 #[inline]
 #[target_feature(enable = "avx512f,vaes")]
-fn node_words(rk: &[__m512i; 11], chain: u32, quad: u32, hi: [u32; 2]) -> __m512i {
-    let [h0, h1] = hi.map(|h| h as i32);
-    let (c, q) = (chain as i32, quad as i32);
-    let x = _mm512_setr_epi32(
-        c,
-        q,
-        h0,
-        h1,
-        c,
-        q.wrapping_add(1),
-        h0,
-        h1,
-        c,
-        q.wrapping_add(2),
-        h0,
-        h1,
-        c,
-        q.wrapping_add(3),
-        h0,
-        h1,
-    );
+fn node_words(rk: &[__m512i; 11], base: __m512i, quad: u32) -> __m512i {
+    let x = _mm512_add_epi32(base, _mm512_maskz_set1_epi32(0x2222, quad as i32));
     encrypt1(rk, x)
 }
 
@@ -503,10 +495,17 @@ fn spin_nodes<const W: usize, const T: usize>(jobs: [Job<'_>; T]) {
 ///
 /// The tile's spins are first packed into a bitmap (node `i` is bit `i mod 8` of byte
 /// `i / 8`) held in `2 · NW` registers, 128 bytes per window. Four ELL rows (64
-/// neighbours) at a time, window `w` looks up the bytes of the lanes whose neighbour lies
-/// in it with one two-table byte permutation, and one byte test against the lanes' bits
-/// gives the 64 neighbours' spins as a mask; each row's 16 bits then mask the add of its
-/// doubled weights. Exactly the portable kernel's bits (see the module docs on `−0 + 0`).
+/// neighbours) at a time, window `w` replaces the byte indices of the lanes whose
+/// neighbour lies in it by the bytes they look up, with one two-table byte permutation
+/// under a mask (`vpermi2b`, two instructions per window with the compare), and one byte
+/// test against the lanes' bits gives the 64 neighbours' spins as a mask; each row's 16
+/// bits then mask the add of its doubled weights. Exactly the portable kernel's bits (see
+/// the module docs on `−0 + 0`).
+///
+/// Per group of 16 positions with 15 rows (Pegasus(14), five windows) that is about 35
+/// instructions a chunk of four rows and 45 for the words, decision and stores: about 12
+/// per flip. Bounds checks in the chunk loop, a row loop of variable length, a zeroing
+/// permutation per window and sixteen scalar counter inserts and stores had made it 29.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,vaes,avx2,fma,aes")]
 fn spin_nodes_one_chain<const NW: usize>(job: Job<'_>) {
     const L: usize = NODE_LANES;
@@ -542,32 +541,60 @@ fn spin_nodes_one_chain<const NW: usize>(job: Job<'_>) {
         [bytemuck::cast(half(0)), bytemuck::cast(half(1))]
     });
     let rk = round_keys(draw.key.bytes());
-    let hi = draw.update.counter_hi();
+    let blocks = node_blocks(draw.chain0, draw.update.counter_hi());
+    let window: [__m512i; NW] = std::array::from_fn(|w| _mm512_set1_epi8(w as i8));
     for g in nodes.start / L..nodes.end.div_ceil(L) {
         let g0 = g * L;
-        let bias: [f32; L] = std::array::from_fn(|l| t.bias.get(g0 + l).copied().unwrap_or(0.0));
-        let mut field: __m512 = bytemuck::cast(bias);
+        let mut field: __m512 = match t.bias.get(g0..g0 + L) {
+            Some(b) => bytemuck::cast(<[f32; L]>::try_from(b).expect("16 lanes")),
+            None => {
+                let b: [f32; L] =
+                    std::array::from_fn(|l| t.bias.get(g0 + l).copied().unwrap_or(0.0));
+                bytemuck::cast(b)
+            }
+        };
         let rows = t.ell_off[g] as usize..t.ell_off[g + 1] as usize;
         let chunks = t.ell4_off[g] as usize..t.ell4_off[g + 1] as usize;
-        for (c, r0) in chunks.zip(rows.clone().step_by(4)) {
-            let byte: __m512i = bytemuck::cast(t.ell4_byte[c]);
-            let win: __m512i = bytemuck::cast(t.ell4_win[c]);
-            let bit: __m512i = bytemuck::cast(t.ell4_bit[c]);
-            let mut on = 0u64;
-            for (w, [lo, hi]) in tables.iter().enumerate() {
-                let here = _mm512_cmpeq_epi8_mask(win, _mm512_set1_epi8(w as i8));
-                let looked = _mm512_maskz_permutex2var_epi8(here, *lo, byte, *hi);
-                on |= _mm512_test_epi8_mask(looked, bit);
+        let chunk_rows = t.ell_w2[rows].chunks(4);
+        let bytes = &t.ell4_byte[chunks.clone()];
+        let wins = &t.ell4_win[chunks.clone()];
+        let bits = &t.ell4_bit[chunks];
+        for (((byte, win), bit), w2) in bytes.iter().zip(wins).zip(bits).zip(chunk_rows) {
+            let win: __m512i = bytemuck::cast(*win);
+            // Each window replaces the indices of its lanes by the bytes they look up
+            // (lanes of no window keep their index, and have bit 0).
+            let mut looked: __m512i = bytemuck::cast(*byte);
+            for ([lo, hi], w) in tables.iter().zip(&window) {
+                let here = _mm512_cmpeq_epi8_mask(win, *w);
+                looked = _mm512_mask2_permutex2var_epi8(*lo, looked, here, *hi);
             }
-            for (r, w2) in t.ell_w2[r0..rows.end.min(r0 + 4)].iter().enumerate() {
-                let m = (on >> (16 * r)) as u16;
-                field = _mm512_mask_add_ps(field, m, field, bytemuck::cast(*w2));
+            let on = _mm512_test_epi8_mask(looked, bytemuck::cast(*bit));
+            // Row `r`'s 16 bits mask the add of its doubled weights (a whole chunk's four
+            // rows unrolled).
+            if let [a, b, c, d] = w2 {
+                for (r, w2) in [a, b, c, d].into_iter().enumerate() {
+                    let m = (on >> (16 * r)) as u16;
+                    field = _mm512_mask_add_ps(field, m, field, bytemuck::cast(*w2));
+                }
+            } else {
+                for (r, w2) in w2.iter().enumerate() {
+                    let m = (on >> (16 * r)) as u16;
+                    field = _mm512_mask_add_ps(field, m, field, bytemuck::cast(*w2));
+                }
             }
         }
-        let words = node_words(&rk, draw.chain0, (g0 / 4) as u32, hi);
+        let words = node_words(&rk, blocks, (g0 / 4) as u32);
         let up = spin_up16(field, words);
-        for j in g0.max(nodes.start)..(g0 + L).min(nodes.end) {
-            out.bits[j - nodes.start] = u64::from(up >> (j - g0) & 1);
+        let (lo, hi) = (g0.max(nodes.start), (g0 + L).min(nodes.end));
+        if (lo, hi) == (g0, g0 + L) {
+            // A whole group: its 16 bits as 0/1 words in two stores.
+            let [a, b] = up.to_le_bytes().map(|m| _mm512_maskz_mov_epi64(m, one));
+            let words: [u64; L] = bytemuck::cast([a, b]);
+            out.bits[g0 - nodes.start..][..L].copy_from_slice(&words);
+        } else {
+            for j in lo..hi {
+                out.bits[j - nodes.start] = u64::from(up >> (j - g0) & 1);
+            }
         }
     }
 }

@@ -351,6 +351,28 @@ impl Ctx<'_> {
                 Some((d, strides(d.weights.shape()), flat, st[0], row_offsets))
             })
             .collect::<Option<Vec<_>>>()?;
+        // The pairwise lists of the head's kind take at most every entry: reserve that
+        // once instead of growing them by doubling (a transient 2× at compile time).
+        let pairwise = |want_spin: usize| -> usize {
+            interactions
+                .iter()
+                .zip(&discrete)
+                .filter(|(bi, (d, ..))| bi.tails().len() == 1 && d.n_spin == want_spin)
+                .map(|(bi, _)| bi.n_entries())
+                .sum()
+        };
+        match head {
+            Head::Spin => {
+                let n = pairwise(1);
+                t.spin_idx.reserve_exact(n);
+                t.spin_w2.reserve_exact(n);
+            }
+            Head::Cat(_) => {
+                let n = pairwise(0);
+                t.cat_idx.reserve_exact(n);
+                t.cat_table.reserve_exact(n);
+            }
+        }
         let mut row: Vec<f32> = Vec::new();
         let mut bits: Vec<u32> = Vec::new();
         let head_axes = usize::from(matches!(head, Head::Cat(_)));

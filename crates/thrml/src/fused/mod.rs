@@ -68,7 +68,9 @@
 //! spins run on an AVX-512 one-chain kernel (`avx512.rs`, which also needs VBMI): the
 //! tile's spins are packed into a bitmap of at most 16 registers, and 64 neighbours' spins
 //! at a time are looked up with two-table byte permutations instead of gathers (on Zen 4
-//! the gathers took 60 % of the AVX2 one-chain kernel's time).
+//! the gathers took 60 % of the AVX2 one-chain kernel's time); each 1,024-spin window is a
+//! compare and one masked permutation per 64 neighbours, about 12 instructions per flip on
+//! Pegasus(14).
 //!
 //! # Cost
 //!
@@ -83,7 +85,8 @@
 //! flip about 0.9 masked adds, 1.1 operations of the decision and 0.7 AES rounds.
 //! On a 2-vCPU AMD EPYC Zen 4, with tiles in pairs and the AES rounds beside the
 //! couplings, the same workload runs at about 1.5 flips/ns on one thread and 2.3–2.9 on
-//! two (≈ 2.7 cycles per flip and core, against ≈ 1.3 for its operation count).
+//! two (≈ 2.7 cycles per flip and core, against ≈ 1.3 for its operation count). One
+//! chain runs on the one-chain kernel at about 0.35–0.40 flips/ns, on one thread or two.
 //! On a 2-vCPU AMD EPYC Zen 4 (AVX-512 double-pumped on 256-bit units) the 5-state Potts
 //! workload (256×256 periodic grid, 4 tails per node, 256 chains) runs on the AVX-512
 //! categorical kernel at about 0.3 flips/ns on one thread and 0.5–0.55 on two, against

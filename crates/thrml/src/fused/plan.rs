@@ -75,7 +75,7 @@ pub(crate) struct Terms {
     /// Pairwise categorical tails of categorical heads: CSR offsets, engine nodes and each
     /// entry's table, an index into `cat_tables` ([`Terms::cat_table`]). Identical tables
     /// are stored once, and where all entries share one table (a Potts model) `cat_table`
-    /// is empty: 4 bytes per entry instead of 16.
+    /// is empty: 8 bytes per entry, or 4 with one table, where three lists of offsets took 16.
     pub cat_off: Vec<u32>,
     pub cat_idx: Vec<u32>,
     pub cat_table: Vec<u32>,

@@ -111,7 +111,7 @@ mod masks;
 mod plan;
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use rayon::prelude::*;
@@ -603,6 +603,7 @@ impl Engine<'_> {
         let barrier = Barrier::new(threads);
         let fused: Vec<&FusedBlock> = plan.fused(order.iter().flatten()).collect();
         let work = |t: usize, scratch: &mut Scratch, mut states: Vec<TileCopy>| {
+            let _poison = PoisonOnPanic(&barrier);
             let mut set = 0;
             for s in first..first + n {
                 for &fb in &fused {
@@ -671,11 +672,27 @@ type TileCopy = (Vec<u64>, Vec<u8>, Vec<u32>);
 /// A barrier for a team of threads that meets thousands of times a second: waiting
 /// threads spin (then yield, should the team outnumber the free CPUs) instead of
 /// sleeping, since waking a sleeping thread costs more than a block update.
+///
+/// A thread that panics poisons it ([`PoisonOnPanic`]), and the threads waiting at it or
+/// arriving later then panic too, instead of waiting forever for the one that is gone;
+/// the scope that runs the team then passes the first panic on.
 #[derive(Debug)]
 struct Barrier {
     n: usize,
     arrived: AtomicUsize,
     generation: AtomicUsize,
+    poisoned: AtomicBool,
+}
+
+/// Poisons `0` if dropped while its thread panics.
+struct PoisonOnPanic<'a>(&'a Barrier);
+
+impl Drop for PoisonOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.poison();
+        }
+    }
 }
 
 impl Barrier {
@@ -684,10 +701,19 @@ impl Barrier {
             n,
             arrived: AtomicUsize::new(0),
             generation: AtomicUsize::new(0),
+            poisoned: AtomicBool::new(false),
         }
     }
 
+    /// Release every waiting thread with a panic, now and at every later `wait`.
+    fn poison(&self) {
+        self.poisoned.store(true, Ordering::Release);
+    }
+
     /// Return once all `n` threads have called `wait` (for this generation).
+    ///
+    /// # Panics
+    /// If the barrier is poisoned: another thread of the team panicked.
     fn wait(&self) {
         /// Spins before each wait yields the CPU.
         const SPINS: u32 = 1 << 12;
@@ -702,6 +728,10 @@ impl Barrier {
         }
         let mut spins = 0u32;
         while self.generation.load(Ordering::Acquire) == generation {
+            assert!(
+                !self.poisoned.load(Ordering::Acquire),
+                "another thread of the sampling team panicked"
+            );
             if spins < SPINS {
                 spins += 1;
                 std::hint::spin_loop();
@@ -886,4 +916,37 @@ fn update_tile_split<const W: usize>(
         0..len,
         (&tile.out_bits, &tile.out_cats),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Barrier, PoisonOnPanic};
+
+    #[test]
+    fn a_panicking_team_thread_releases_the_others() {
+        // Two threads meet at a barrier of three: the third panics instead of arriving,
+        // and the two waiting ones must panic too rather than wait forever.
+        let barrier = Barrier::new(3);
+        std::thread::scope(|scope| {
+            let waiting: Vec<_> = (0..2).map(|_| scope.spawn(|| barrier.wait())).collect();
+            let failing = scope.spawn(|| {
+                let _poison = PoisonOnPanic(&barrier);
+                panic!("a kernel bug");
+            });
+            assert!(failing.join().is_err());
+            for w in waiting {
+                assert!(w.join().is_err(), "a waiting thread returned");
+            }
+        });
+        // A team that meets normally is not poisoned.
+        let barrier = Barrier::new(2);
+        std::thread::scope(|scope| {
+            let other = scope.spawn(|| {
+                let _poison = PoisonOnPanic(&barrier);
+                barrier.wait();
+            });
+            barrier.wait();
+            assert!(other.join().is_ok());
+        });
+    }
 }

@@ -322,11 +322,14 @@ fn grid_runs_agree(program: &FactorSamplingProgram, free: &[Block], warmup: usiz
 #[test]
 fn a_team_of_threads_over_many_sweeps_gives_the_same_samples() {
     // Runs of at least 2^20 flips in fewer tiles than threads: the team of threads that
-    // meets at a barrier after each block (1 chain: 1,100 sweeps of 1,000 spins; 5
-    // chains, one 16-lane tile: 70 sweeps), then the per-block path for the samples.
-    let (ebm, blocks) = sparse_ising(1000, 0.5, 4);
-    let program = IsingSamplingProgram::new(&ebm, blocks.clone(), vec![]).unwrap();
-    for (chains, warmup) in [(1, 1100), (5, 70)] {
+    // meets at a barrier after each block where the blocks average 2^12 flips or more
+    // (1 chain: 20 sweeps of 60,000 spins in at most 10 colours; 5 chains, one 16-lane
+    // tile: 25 sweeps of 3,000), one thread for smaller blocks (1 chain: 1,100 sweeps of
+    // 1,000 spins), then the per-block path for the samples.
+    for (n, chains, warmup) in [(60_000, 1, 20), (3000, 5, 25), (1000, 1, 1100)] {
+        let (ebm, blocks) = sparse_ising(n, 0.5, 4);
+        assert!(blocks.len() <= 10, "{} colours", blocks.len());
+        let program = IsingSamplingProgram::new(&ebm, blocks.clone(), vec![]).unwrap();
         let schedule = SamplingSchedule::new(warmup, 3, 2).unwrap();
         let init = ising_init(&ebm, &blocks, chains);
         let run = |threads| {
@@ -336,8 +339,8 @@ fn a_team_of_threads_over_many_sweeps_gives_the_same_samples() {
             .unwrap()
         };
         let one = run(1);
-        assert_eq!(one, run(2), "Ising, {chains} chains");
-        assert_eq!(one, run(3), "Ising, {chains} chains");
+        assert_eq!(one, run(2), "Ising, {n} spins, {chains} chains");
+        assert_eq!(one, run(3), "Ising, {n} spins, {chains} chains");
     }
     // Spins and categoricals: 9 sweeps of 8,192 nodes in a 16-lane tile.
     let (program, free) = big_grid_program();

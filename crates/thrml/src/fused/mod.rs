@@ -33,10 +33,11 @@
 //! and the pairs still load the threads evenly: the AVX-512 spin kernel updates two
 //! 64-chain tiles per call, which keeps twice as many independent add chains in flight),
 //! and over the nodes
-//! of each block otherwise: for runs of at least 2²⁰ flips a
-//! team of threads stays together for all the sweeps and meets at a spinning barrier after
-//! each block (waking pool threads for every block of a thousand one-chain nodes would
-//! cost more than the block), for shorter runs the pool splits each block update. With a
+//! of each block otherwise: for runs of at least 2²⁰ flips whose blocks average at least
+//! 2¹² flips a team of threads stays together for all the sweeps and meets at a spinning
+//! barrier after each block (waking pool threads for every block of a thousand one-chain
+//! nodes would cost more than the block); blocks of fewer flips run on one thread, and for
+//! shorter runs the pool splits each block update of 2¹⁵ flips or more. With a
 //! single chain a tile is vectorised across the nodes of a block instead (ELL rows of
 //! neighbours); where the AVX2 kernel runs it, the tile also keeps each spin's neighbours'
 //! spins as a bit mask (`masks.rs`), which every write of a spin that changes updates
@@ -176,6 +177,18 @@ const SPLIT_MIN_FLIPS: usize = 1 << 15;
 /// threads for it (`Engine::run_sweeps_team`): starting the threads costs some tens of
 /// microseconds.
 const TEAM_MIN_FLIPS: u64 = 1 << 20;
+
+/// Fewest flips of the average block update that a team of threads splits. Below it a
+/// block is a few microseconds of work, and a team that meets after each one stalls
+/// whenever a teammate's CPU is taken. Pegasus(14) in one chain (~1,070 nodes a block) on
+/// a noisy 2-vCPU machine, one thread against a team of two:
+///
+/// - quiet: 0.38 against 0.39 flips/ns;
+/// - a slower phase: 0.27–0.32 against 0.35–0.38, or 0.13–0.14 in two runs of five;
+/// - beside a compile job: 0.21–0.28 against 0.02–0.09.
+///
+/// In 16 chains (17,000 flips a block) the team of two is 1.6× faster.
+const TEAM_MIN_BLOCK_FLIPS: usize = 1 << 12;
 
 /// Dispatch on the lane count with `W` a constant.
 macro_rules! with_lanes {
@@ -516,13 +529,12 @@ impl<'p> Engine<'p> {
     /// Run `n` whole sweeps, numbered from `first`, when every free block is fused.
     pub(crate) fn run_sweeps(&mut self, order: &[Vec<usize>], first: u64, n: u64) {
         if !self.par_scratch.is_empty() {
-            let per_sweep: usize = self
+            let (per_sweep, n_blocks) = self
                 .plan
                 .fused(order.iter().flatten())
-                .map(|fb| fb.len * self.lanes)
-                .sum();
+                .fold((0, 0), |(f, b), fb| (f + fb.len * self.lanes, b + 1));
             let flips = n.saturating_mul(per_sweep as u64);
-            if flips >= TEAM_MIN_FLIPS {
+            if flips >= TEAM_MIN_FLIPS && per_sweep >= TEAM_MIN_BLOCK_FLIPS * n_blocks {
                 self.run_sweeps_team(order, first, n);
                 return;
             }

@@ -37,7 +37,10 @@
 //! 2¹² flips a team of threads stays together for all the sweeps and meets at a spinning
 //! barrier after each block (waking pool threads for every block of a thousand one-chain
 //! nodes would cost more than the block); blocks of fewer flips run on one thread, and for
-//! shorter runs the pool splits each block update of 2¹⁵ flips or more. With a
+//! shorter runs the pool splits each block update of 2¹⁵ flips or more. A team whose
+//! first thread spends more time waiting at the barriers than working (other processes
+//! have the CPUs) gives up after that sweep, and the rest of the sweeps run block by
+//! block. With a
 //! single chain a tile is vectorised across the nodes of a block instead (ELL rows of
 //! neighbours); where the AVX2 kernel runs it, the tile also keeps each spin's neighbours'
 //! spins as a bit mask (`masks.rs`), which every write of a spin that changes updates
@@ -114,6 +117,7 @@ mod plan;
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
@@ -534,9 +538,11 @@ impl<'p> Engine<'p> {
                 .fused(order.iter().flatten())
                 .fold((0, 0), |(f, b), fb| (f + fb.len * self.lanes, b + 1));
             let flips = n.saturating_mul(per_sweep as u64);
+            let (mut first, mut n) = (first, n);
             if flips >= TEAM_MIN_FLIPS && per_sweep >= TEAM_MIN_BLOCK_FLIPS * n_blocks {
-                self.run_sweeps_team(order, first, n);
-                return;
+                let done = self.run_sweeps_team(order, first, n, &team_is_slow);
+                // The rest of the sweeps, if the team gave up, block by block.
+                (first, n) = (first + done, n - done);
             }
             for s in first..first + n {
                 for blocks in order {
@@ -576,7 +582,20 @@ impl Engine<'_> {
     /// writing set `b mod 2` again needs the barrier after block `b + 1`, which every
     /// worker reaches only after it has copied block `b`. The draws are those of
     /// [`Engine::update_blocks`], whatever the team size.
-    fn run_sweeps_team(&mut self, order: &[Vec<usize>], first: u64, n: u64) {
+    ///
+    /// A team whose first thread waits at the barriers longer than it works (other
+    /// processes taking the teammates' CPUs) runs slower than that thread alone would:
+    /// `give_up(sweeps done, waited, worked)`, asked at the end of each sweep with the
+    /// first thread's times since the last window of [`TEAM_WINDOW`], stops the team after
+    /// that sweep. Returns the sweeps done (`n` unless it gave up); the caller runs the
+    /// rest without the team, with the same draws.
+    fn run_sweeps_team(
+        &mut self,
+        order: &[Vec<usize>],
+        first: u64,
+        n: u64,
+        give_up: &(dyn Fn(u64, Duration, Duration) -> bool + Sync),
+    ) -> u64 {
         let (plan, key, lanes) = (self.plan, &self.key, self.lanes);
         let threads = self.par_scratch.len();
         let n_tiles = self.tiles.len();
@@ -617,8 +636,12 @@ impl Engine<'_> {
         let work = |t: usize, scratch: &mut Scratch, mut states: Vec<TileCopy>| {
             let _poison = PoisonOnPanic(&barrier);
             let mut set = 0;
+            // Thread 0's time at the barriers and between them, in the current window.
+            let (mut waited, mut worked) = (Duration::ZERO, Duration::ZERO);
+            let mut left = Instant::now();
+            let mut done = 0;
             for s in first..first + n {
-                for &fb in &fused {
+                for (b, &fb) in fused.iter().enumerate() {
                     let mine = share(fb.len, t);
                     {
                         let mut out = outs[set][t].write().unwrap_or_else(PoisonError::into_inner);
@@ -635,7 +658,30 @@ impl Engine<'_> {
                             ));
                         }
                     }
-                    barrier.wait();
+                    // Only thread 0 asks, at the last block of a sweep; the barrier gives
+                    // every thread its answer.
+                    let arrived = (t == 0).then(Instant::now);
+                    let ask = match arrived {
+                        Some(at) if b + 1 == fused.len() => {
+                            worked += at - left;
+                            let stop = give_up(done + 1, waited, worked);
+                            if waited + worked >= TEAM_WINDOW {
+                                (waited, worked) = (Duration::ZERO, Duration::ZERO);
+                            }
+                            stop
+                        }
+                        Some(at) => {
+                            worked += at - left;
+                            false
+                        }
+                        None => false,
+                    };
+                    let stop = barrier.wait(ask);
+                    if let Some(at) = arrived {
+                        let now = Instant::now();
+                        waited += now - at;
+                        left = now;
+                    }
                     for (u, out) in outs[set].iter().enumerate() {
                         let theirs = share(fb.len, u);
                         let out = out.read().unwrap_or_else(PoisonError::into_inner);
@@ -650,9 +696,13 @@ impl Engine<'_> {
                         }
                     }
                     set ^= 1;
+                    if stop {
+                        return (states, done + 1);
+                    }
                 }
+                done += 1;
             }
-            states
+            (states, done)
         };
         let (first_scratch, rest) = self
             .par_scratch
@@ -666,13 +716,24 @@ impl Engine<'_> {
             }
             work(0, first_scratch, states)
         });
+        let (states, done) = states;
         for (tile, (bits, cats, masks)) in self.tiles.iter_mut().zip(states) {
             tile.bits = bits;
             tile.cats = cats;
             tile.masks = masks;
         }
         self.dirty = true;
+        done
     }
+}
+
+/// Window of thread 0's time over which a team is judged ([`Engine::run_sweeps_team`]).
+const TEAM_WINDOW: Duration = Duration::from_millis(2);
+
+/// Whether a team ran slower than its first thread would alone over a window: that
+/// thread waited at the barriers longer than it worked.
+fn team_is_slow(_sweeps: u64, waited: Duration, worked: Duration) -> bool {
+    waited + worked >= TEAM_WINDOW && waited > worked
 }
 
 /// A buffer of block outputs: spins (lane masks) and categoricals (`W` bytes per node).
@@ -688,12 +749,19 @@ type TileCopy = (Vec<u64>, Vec<u8>, Vec<u32>);
 /// A thread that panics poisons it ([`PoisonOnPanic`]), and the threads waiting at it or
 /// arriving later then panic too, instead of waiting forever for the one that is gone;
 /// the scope that runs the team then passes the first panic on.
+///
+/// A thread may ask the team to stop as it arrives; every thread of that generation gets
+/// the same answer (whether any asked), so that they all stop at the same barrier.
 #[derive(Debug)]
 struct Barrier {
     n: usize,
     arrived: AtomicUsize,
     generation: AtomicUsize,
     poisoned: AtomicBool,
+    /// Whether a thread of the current generation asked to stop.
+    asked: AtomicBool,
+    /// The answer of the last generation.
+    stop: AtomicBool,
 }
 
 /// Poisons `0` if dropped while its thread panics.
@@ -714,6 +782,8 @@ impl Barrier {
             arrived: AtomicUsize::new(0),
             generation: AtomicUsize::new(0),
             poisoned: AtomicBool::new(false),
+            asked: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
         }
     }
 
@@ -722,21 +792,30 @@ impl Barrier {
         self.poisoned.store(true, Ordering::Release);
     }
 
-    /// Return once all `n` threads have called `wait` (for this generation).
+    /// Return once all `n` threads have called `wait` (for this generation), with whether
+    /// any of them asked to stop (`ask`).
     ///
     /// # Panics
     /// If the barrier is poisoned: another thread of the team panicked.
-    fn wait(&self) {
+    fn wait(&self, ask: bool) -> bool {
         /// Spins before each wait yields the CPU.
         const SPINS: u32 = 1 << 12;
         let generation = self.generation.load(Ordering::Acquire);
+        if ask {
+            // Published to the last arriver by the `AcqRel` count below.
+            self.asked.store(true, Ordering::Relaxed);
+        }
         if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.n {
-            // The last to arrive: reset the count before releasing the others, who
-            // see the reset once they see the new generation.
+            // The last to arrive: record the answer and reset the count before releasing
+            // the others, who see both once they see the new generation. (No thread can
+            // overwrite the answer before all have read it: that takes a generation that
+            // all of them arrive at.)
+            let stop = self.asked.swap(false, Ordering::Relaxed);
+            self.stop.store(stop, Ordering::Relaxed);
             self.arrived.store(0, Ordering::Relaxed);
             self.generation
                 .store(generation.wrapping_add(1), Ordering::Release);
-            return;
+            return stop;
         }
         let mut spins = 0u32;
         while self.generation.load(Ordering::Acquire) == generation {
@@ -751,6 +830,7 @@ impl Barrier {
                 std::thread::yield_now();
             }
         }
+        self.stop.load(Ordering::Relaxed)
     }
 }
 
@@ -932,7 +1012,84 @@ fn update_tile_split<const W: usize>(
 
 #[cfg(test)]
 mod tests {
-    use super::{Barrier, PoisonOnPanic};
+    use std::borrow::Cow;
+
+    use super::{Barrier, Engine, PoisonOnPanic};
+    use crate::{Block, IsingEBM, IsingSamplingProgram, Key, Node, NodeKind, hinton_init};
+
+    /// The global states after `n` sweeps of 5 chains of a 64 × 64 periodic Ising grid
+    /// (checkerboard blocks), on a team of two threads asked to give up after `give_up`
+    /// sweeps (`None`: never) and block by block after that, or block by block throughout
+    /// (`team = false`).
+    fn grid_after(n: u64, team: bool, give_up: Option<u64>) -> Vec<crate::State> {
+        let side = 64;
+        let s = Node::many(NodeKind::SPIN, side * side);
+        let at = |r: usize, c: usize| s[(r % side) * side + c % side];
+        let mut edges = Vec::new();
+        for r in 0..side {
+            for c in 0..side {
+                edges.push((at(r, c), at(r, c + 1)));
+                edges.push((at(r, c), at(r + 1, c)));
+            }
+        }
+        let weights: Vec<f32> = (0..edges.len())
+            .map(|e| (e % 7) as f32 * 0.1 - 0.3)
+            .collect();
+        let biases: Vec<f32> = (0..s.len()).map(|i| (i % 5) as f32 * 0.1 - 0.2).collect();
+        let ebm = IsingEBM::new(s.clone(), edges, biases, weights, 1.0).unwrap();
+        let colour = |i: usize| (i / side + i % side) % 2;
+        let blocks: Vec<Block> = (0..2)
+            .map(|b| {
+                Block::new(
+                    (0..s.len())
+                        .filter(|&i| colour(i) == b)
+                        .map(|i| s[i])
+                        .collect(),
+                )
+            })
+            .collect::<crate::Result<_>>()
+            .unwrap();
+        let program = IsingSamplingProgram::new(&ebm, blocks.clone(), vec![]).unwrap();
+        let init = hinton_init(Key::new(3), &ebm, &blocks, &[5]).unwrap();
+        crate::with_threads(2, || {
+            let plan = program.fused_plan().expect("fused");
+            let spec = &program.gibbs_spec;
+            let states: Vec<Cow<'_, crate::State>> = init
+                .iter()
+                .map(|a| Cow::Owned(vec![crate::Tensor::from(a.clone())]))
+                .collect();
+            let mut engine = Engine::from_blocks(plan, Key::new(9), 5, spec, states);
+            assert!(!engine.par_scratch.is_empty(), "fewer tiles than threads");
+            let order = &spec.sampling_order;
+            let mut first = 0;
+            if team {
+                let stop = |done: u64, _, _| Some(done) == give_up;
+                first = engine.run_sweeps_team(order, 0, n, &stop);
+                assert_eq!(first, give_up.unwrap_or(n));
+            }
+            for sweep in first..n {
+                for blocks in order {
+                    engine.update_blocks(blocks, sweep);
+                }
+            }
+            engine.into_global(spec)
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_team_that_gives_up_leaves_the_same_states() {
+        let alone = grid_after(8, false, None);
+        assert_eq!(grid_after(8, true, None), alone, "the whole team");
+        for stop in [1, 3, 8] {
+            assert_eq!(
+                grid_after(8, true, Some(stop)),
+                alone,
+                "gave up after {stop}"
+            );
+        }
+        assert_ne!(grid_after(7, false, None), alone, "not vacuous");
+    }
 
     #[test]
     fn a_panicking_team_thread_releases_the_others() {
@@ -940,7 +1097,9 @@ mod tests {
         // and the two waiting ones must panic too rather than wait forever.
         let barrier = Barrier::new(3);
         std::thread::scope(|scope| {
-            let waiting: Vec<_> = (0..2).map(|_| scope.spawn(|| barrier.wait())).collect();
+            let waiting: Vec<_> = (0..2)
+                .map(|_| scope.spawn(|| barrier.wait(false)))
+                .collect();
             let failing = scope.spawn(|| {
                 let _poison = PoisonOnPanic(&barrier);
                 panic!("a kernel bug");
@@ -955,9 +1114,9 @@ mod tests {
         std::thread::scope(|scope| {
             let other = scope.spawn(|| {
                 let _poison = PoisonOnPanic(&barrier);
-                barrier.wait();
+                barrier.wait(false);
             });
-            barrier.wait();
+            barrier.wait(false);
             assert!(other.join().is_ok());
         });
     }

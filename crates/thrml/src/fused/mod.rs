@@ -661,21 +661,16 @@ impl Engine<'_> {
                     // Only thread 0 asks, at the last block of a sweep; the barrier gives
                     // every thread its answer.
                     let arrived = (t == 0).then(Instant::now);
-                    let ask = match arrived {
-                        Some(at) if b + 1 == fused.len() => {
-                            worked += at - left;
-                            let stop = give_up(done + 1, waited, worked);
+                    let mut ask = false;
+                    if let Some(at) = arrived {
+                        worked += at - left;
+                        if b + 1 == fused.len() {
+                            ask = give_up(done + 1, waited, worked);
                             if waited + worked >= TEAM_WINDOW {
                                 (waited, worked) = (Duration::ZERO, Duration::ZERO);
                             }
-                            stop
                         }
-                        Some(at) => {
-                            worked += at - left;
-                            false
-                        }
-                        None => false,
-                    };
+                    }
                     let stop = barrier.wait(ask);
                     if let Some(at) = arrived {
                         let now = Instant::now();

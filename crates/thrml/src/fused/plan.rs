@@ -464,12 +464,14 @@ impl Ctx<'_> {
 }
 
 impl Terms {
-    /// The table of pairwise categorical entry `e`.
+    /// The table of pairwise categorical entry `e` (the one table, where `cat_table` is
+    /// empty).
     #[inline]
     pub(crate) fn cat_table(&self, e: usize) -> CatTable {
-        match self.cat_table.get(e) {
-            Some(&id) => self.cat_tables[id as usize],
-            None => self.cat_tables[0],
+        if self.cat_table.is_empty() {
+            self.cat_tables[0]
+        } else {
+            self.cat_tables[self.cat_table[e] as usize]
         }
     }
 
@@ -493,7 +495,7 @@ impl Terms {
     }
 
     /// Drop the per-entry table indices when every entry has the one table.
-    pub(crate) fn share_single_cat_table(&mut self) {
+    fn share_single_cat_table(&mut self) {
         if self.cat_tables.len() == 1 {
             self.cat_table = Vec::new();
         }

@@ -17,6 +17,7 @@ use crate::interaction::InteractionGroup;
 use crate::pgm::{Node, NodeShapeDtypes};
 use crate::sampler::{AbstractConditionalSampler, BlockInteraction, TailLocations};
 use crate::state::{State, Tensor};
+use rayon::prelude::*;
 
 /// Blocks that are sampled at the same algorithmic time (from the same state), each by its
 /// own sampler. A single block is a superblock of one.
@@ -398,10 +399,28 @@ fn check_leaf_values(
     // The first out-of-range element (row-major); `u8` states, the common case, are
     // checked row by row without conversions.
     let bad = match leaf.as_slice::<u8>() {
-        Some(values) => values
-            .chunks_exact(size)
-            .flat_map(|row| row.iter().zip(limits))
-            .position(|(&v, l)| l.is_some_and(|l| usize::from(v) >= l)),
+        Some(values) => {
+            // Limits as `u16` (256 where there is none, or where it is above any byte),
+            // so that a row's check is one branch-free pass, and rows in parallel; only a
+            // row that fails is searched for its first bad element.
+            let lim: Vec<u16> = limits
+                .iter()
+                .map(|l| l.map_or(256, |l| l.min(256) as u16))
+                .collect();
+            let row_bad = |row: &[u8]| {
+                row.iter()
+                    .zip(&lim)
+                    .fold(false, |bad, (&v, &l)| bad | (u16::from(v) >= l))
+            };
+            values
+                .par_chunks_exact(size)
+                .position_first(row_bad)
+                .map(|chain| {
+                    let row = &values[chain * size..(chain + 1) * size];
+                    let pos = row.iter().zip(&lim).position(|(&v, &l)| u16::from(v) >= l);
+                    chain * size + pos.expect("a bad row has a bad element")
+                })
+        }
         None => (0..leaf.shape().iter().product::<usize>()).position(|i| {
             limits[i % size].is_some_and(|l| {
                 let v = leaf.get_f64(i);
@@ -472,4 +491,31 @@ fn tail_locations(
 
 fn to_u32(x: usize) -> u32 {
     u32::try_from(x).expect("programs hold fewer than 2^32 nodes and interaction groups")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pgm::NodeKind;
+    use ndarray::{ArrayD, IxDyn};
+
+    /// The row-parallel check reports the first bad element in row-major order, bytes
+    /// against limits above 255 never fail, and a node without a limit takes any byte.
+    #[test]
+    fn leaf_values_report_the_first_bad_element() {
+        let nodes = Node::many(NodeKind::CATEGORICAL, 4);
+        let limits = [Some(3), None, Some(300), Some(2)];
+        let leaf =
+            |values: Vec<u8>| Tensor::from(ArrayD::from_shape_vec(IxDyn(&[3, 4]), values).unwrap());
+        let check = |values: Vec<u8>| check_leaf_values(&leaf(values), &limits, |p| nodes[p]);
+        check(vec![2, 255, 255, 1, 0, 9, 0, 0, 1, 1, 1, 1]).unwrap();
+        let e = check(vec![0, 0, 0, 0, 0, 7, 9, 2, 3, 0, 0, 5]).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, Error::ValueOutOfRange(_)), "{e:?}");
+        assert!(msg.contains(&format!("node {} ", nodes[3].id())), "{msg}");
+        assert!(msg.contains("state 2 in chain 1"), "{msg}");
+        assert!(msg.contains("0..2"), "{msg}");
+        let e = check(vec![0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0]).unwrap_err();
+        assert!(e.to_string().contains("state 3 in chain 2"), "{e}");
+    }
 }

@@ -113,6 +113,7 @@ mod avx512_cat;
 mod kernel;
 mod masks;
 mod plan;
+mod transpose;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -388,22 +389,17 @@ impl<'p> Engine<'p> {
                         return;
                     }
                     let bits = &mut tile.bits[m.base + positions.start..m.base + positions.end];
-                    bits.fill(0);
-                    for l in 0..valid {
-                        let row = &g[(c0 + l) * n..(c0 + l + 1) * n];
-                        for (b, &x) in bits.iter_mut().zip(&row[cols.clone()]) {
-                            *b |= u64::from(x) << l;
-                        }
-                    }
+                    transpose::spins_to_lanes(bits, valid, |l| {
+                        &g[(c0 + l) * n + cols.start..(c0 + l) * n + cols.end]
+                    });
                 }
                 SlotKind::Cat => {
                     let g = src.as_slice::<u8>().expect("a u8 leaf");
-                    for l in 0..valid {
-                        let row = &g[(c0 + l) * n..(c0 + l + 1) * n];
-                        for (p, &x) in positions.clone().zip(&row[cols.clone()]) {
-                            tile.cats[(m.base + p) * lanes + l] = x;
-                        }
-                    }
+                    let cats = &mut tile.cats
+                        [(m.base + positions.start) * lanes..(m.base + positions.end) * lanes];
+                    transpose::cats_to_lanes(cats, lanes, valid, |l| {
+                        &g[(c0 + l) * n + cols.start..(c0 + l) * n + cols.end]
+                    });
                 }
                 SlotKind::Other => {}
             }
@@ -477,12 +473,7 @@ impl<'p> Engine<'p> {
                         .par_chunks_mut(lanes * size)
                         .zip(tiles.par_iter())
                         .for_each(|(rows, tile)| {
-                            for (l, row) in rows.chunks_exact_mut(size).enumerate() {
-                                let bits = &tile.bits[m.base..m.base + size];
-                                for (x, &b) in row.iter_mut().zip(bits) {
-                                    *x = (b >> l) & 1 != 0;
-                                }
-                            }
+                            transpose::lanes_to_spins(&tile.bits[m.base..m.base + size], rows);
                         });
                 }
                 SlotKind::Cat => {
@@ -491,11 +482,8 @@ impl<'p> Engine<'p> {
                         .par_chunks_mut(lanes * size)
                         .zip(tiles.par_iter())
                         .for_each(|(rows, tile)| {
-                            for (l, row) in rows.chunks_exact_mut(size).enumerate() {
-                                for (p, x) in row.iter_mut().enumerate() {
-                                    *x = tile.cats[(m.base + p) * lanes + l];
-                                }
-                            }
+                            let cats = &tile.cats[m.base * lanes..(m.base + size) * lanes];
+                            transpose::lanes_to_cats(cats, lanes, rows);
                         });
                 }
                 SlotKind::Other => {}

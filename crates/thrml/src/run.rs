@@ -481,6 +481,21 @@ pub struct Progress {
 /// Wall time a run aims to spend between two progress reports.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
+/// Call `progress`, if any, with `at` when [`PROGRESS_INTERVAL`] has passed since
+/// `last_report` (which it then resets).
+fn report_if_due(
+    progress: &mut Option<&mut dyn FnMut(Progress)>,
+    last_report: &mut Instant,
+    at: Progress,
+) {
+    if let Some(report) = progress.as_deref_mut()
+        && last_report.elapsed() >= PROGRESS_INTERVAL
+    {
+        *last_report = Instant::now();
+        report(at);
+    }
+}
+
 /// As [`sample_with_observation`], calling `progress` (if given) about every 100 ms and
 /// after the last sweep.
 ///
@@ -572,22 +587,35 @@ pub fn sample_with_observation_and_progress<'a, O: AbstractObserver>(
     let mut last_report = Instant::now();
     // Run `n` sweeps and bring the global state up to date; with a progress callback, in
     // segments with a report after each one that ends at least PROGRESS_INTERVAL after the
-    // last report.
+    // last report. A fused run on a thread team takes the whole stretch at once (a team
+    // per segment would start threads for each) and reports from the engine's ticks.
     let n_samples = schedule.n_samples;
+    let order = &program.gibbs_spec.sampling_order;
     let mut advance = |n: usize,
                        global: &mut Option<Vec<State>>,
                        observations_done: usize,
                        progress: &mut Option<&mut dyn FnMut(Progress)>| {
         let end = sweep + n as u64;
+        let at = |sweeps: u64| Progress {
+            sweeps_done: usize::try_from(sweeps).unwrap_or(usize::MAX),
+            total_sweeps,
+            observations_done,
+            n_chains,
+        };
         while sweep < end {
-            let len = if progress.is_some() {
+            let team = all_fused
+                && engine
+                    .as_ref()
+                    .is_some_and(|e| e.runs_a_team(order, end - sweep));
+            let len = if progress.is_some() && !team {
                 segment.min(end - sweep)
             } else {
                 end - sweep
             };
             let t = Instant::now();
             if let (true, Some(engine)) = (all_fused, engine.as_mut()) {
-                engine.run_sweeps(&program.gibbs_spec.sampling_order, sweep, len);
+                let mut tick = |s: u64| report_if_due(progress, &mut last_report, at(s));
+                engine.run_sweeps(order, sweep, len, &mut tick);
             } else {
                 let global = global
                     .as_mut()
@@ -605,21 +633,13 @@ pub fn sample_with_observation_and_progress<'a, O: AbstractObserver>(
                 }
             }
             sweep += len;
-            if let Some(report) = progress.as_deref_mut() {
+            if progress.is_some() {
                 if t.elapsed() < PROGRESS_INTERVAL / 2 {
                     segment = segment.saturating_mul(2);
                 } else if t.elapsed() > PROGRESS_INTERVAL * 2 {
                     segment = (segment / 2).max(1);
                 }
-                if last_report.elapsed() >= PROGRESS_INTERVAL {
-                    last_report = Instant::now();
-                    report(Progress {
-                        sweeps_done: usize::try_from(sweep).unwrap_or(usize::MAX),
-                        total_sweeps,
-                        observations_done,
-                        n_chains,
-                    });
-                }
+                report_if_due(progress, &mut last_report, at(sweep));
             }
         }
         if let Some(e) = engine.as_mut() {

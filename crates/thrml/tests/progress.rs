@@ -3,8 +3,13 @@
 use thrml::graph::{checkerboard, grid_edges};
 use thrml::*;
 
-fn run(fused: bool, with_progress: bool) -> (Vec<State>, Vec<Progress>) {
-    let side = 12;
+fn run(
+    fused: bool,
+    with_progress: bool,
+    side: usize,
+    chains: usize,
+    schedule: &SamplingSchedule,
+) -> (Vec<State>, Vec<Progress>) {
     let s = Node::many(NodeKind::SPIN, side * side);
     let edges: Vec<_> = grid_edges(side, side, true)
         .into_iter()
@@ -23,12 +28,11 @@ fn run(fused: bool, with_progress: bool) -> (Vec<State>, Vec<Progress>) {
         .collect();
     let program = IsingSamplingProgram::new(&ebm, blocks.clone(), vec![]).unwrap();
     program.set_fused_kernels(fused);
-    let init: Vec<State> = hinton_init(Key::new(3), &ebm, &blocks, &[20])
+    let init: Vec<State> = hinton_init(Key::new(3), &ebm, &blocks, &[chains])
         .unwrap()
         .into_iter()
         .map(|a| vec![Tensor::from(a)])
         .collect();
-    let schedule = SamplingSchedule::new(37, 9, 5).unwrap();
     let mut reports = Vec::new();
     let mut callback = |p: Progress| reports.push(p);
     let progress: Option<&mut dyn FnMut(Progress)> = if with_progress {
@@ -39,7 +43,7 @@ fn run(fused: bool, with_progress: bool) -> (Vec<State>, Vec<Progress>) {
     let samples = sample_states_with_progress(
         Key::new(4),
         &program,
-        &schedule,
+        schedule,
         &init,
         &[],
         &blocks,
@@ -49,23 +53,45 @@ fn run(fused: bool, with_progress: bool) -> (Vec<State>, Vec<Progress>) {
     (samples, reports)
 }
 
+/// The last report is the end of the run, and reports never go backwards.
+fn check_reports(reports: &[Progress], schedule: &SamplingSchedule, chains: usize) {
+    let last = *reports.last().expect("a final report");
+    assert_eq!(last.sweeps_done, schedule.total_sweeps());
+    assert_eq!(last.total_sweeps, schedule.total_sweeps());
+    assert_eq!(last.observations_done, schedule.n_samples);
+    assert_eq!(last.n_chains, chains);
+    assert!(
+        reports
+            .windows(2)
+            .all(|w| w[0].sweeps_done <= w[1].sweeps_done)
+    );
+}
+
 #[test]
 fn samples_are_bit_identical_with_and_without_progress() {
+    let schedule = SamplingSchedule::new(37, 9, 5).unwrap();
     for fused in [true, false] {
-        let (plain, none) = run(fused, false);
-        let (reported, reports) = run(fused, true);
+        let (plain, none) = run(fused, false, 12, 20, &schedule);
+        let (reported, reports) = run(fused, true, 12, 20, &schedule);
         assert!(none.is_empty());
         assert_eq!(plain, reported, "fused = {fused}");
-        // The last report is the end of the run, and reports never go backwards.
-        let last = *reports.last().expect("a final report");
-        assert_eq!(last.sweeps_done, 37 + 8 * 5);
-        assert_eq!(last.total_sweeps, 77);
-        assert_eq!(last.observations_done, 9);
-        assert_eq!(last.n_chains, 20);
-        assert!(
-            reports
-                .windows(2)
-                .all(|w| w[0].sweeps_done <= w[1].sweeps_done)
-        );
+        assert_eq!(schedule.total_sweeps(), 37 + 8 * 5);
+        check_reports(&reports, &schedule, 20);
     }
+}
+
+/// One chain of a 128 × 128 grid on two threads runs on a thread team, which takes each
+/// stretch of sweeps whole and reports from its first thread.
+#[test]
+fn a_thread_team_reports_without_changing_the_samples() {
+    let schedule = SamplingSchedule::new(300, 3, 40).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let (plain, none) = pool.install(|| run(true, false, 128, 1, &schedule));
+    let (reported, reports) = pool.install(|| run(true, true, 128, 1, &schedule));
+    assert!(none.is_empty());
+    assert_eq!(plain, reported);
+    check_reports(&reports, &schedule, 1);
 }

@@ -518,17 +518,36 @@ impl<'p> Engine<'p> {
         self.dirty = true;
     }
 
+    /// Whether [`Engine::run_sweeps`] of `n` sweeps in `order` runs a thread team, which
+    /// starts threads and copies the tiles: a caller reporting progress then hands it the
+    /// whole stretch and gets its reports from `tick`, rather than a team per report.
+    pub(crate) fn runs_a_team(&self, order: &[Vec<usize>], n: u64) -> bool {
+        if self.par_scratch.is_empty() {
+            return false;
+        }
+        let (per_sweep, n_blocks) = self
+            .plan
+            .fused(order.iter().flatten())
+            .fold((0, 0), |(f, b), fb| (f + fb.len * self.lanes, b + 1));
+        n.saturating_mul(per_sweep as u64) >= TEAM_MIN_FLIPS
+            && per_sweep >= TEAM_MIN_BLOCK_FLIPS * n_blocks
+    }
+
     /// Run `n` whole sweeps, numbered from `first`, when every free block is fused.
-    pub(crate) fn run_sweeps(&mut self, order: &[Vec<usize>], first: u64, n: u64) {
+    /// `tick(s)` is called on the calling thread with the number `s` of the next sweep to
+    /// run: after every sweep where the threads meet after each block (a team, or blocks
+    /// split over the pool), and after the last one where they run over tiles.
+    pub(crate) fn run_sweeps(
+        &mut self,
+        order: &[Vec<usize>],
+        first: u64,
+        n: u64,
+        tick: &mut dyn FnMut(u64),
+    ) {
         if !self.par_scratch.is_empty() {
-            let (per_sweep, n_blocks) = self
-                .plan
-                .fused(order.iter().flatten())
-                .fold((0, 0), |(f, b), fb| (f + fb.len * self.lanes, b + 1));
-            let flips = n.saturating_mul(per_sweep as u64);
             let (mut first, mut n) = (first, n);
-            if flips >= TEAM_MIN_FLIPS && per_sweep >= TEAM_MIN_BLOCK_FLIPS * n_blocks {
-                let done = self.run_sweeps_team(order, first, n, &team_is_slow);
+            if self.runs_a_team(order, n) {
+                let done = self.run_sweeps_team(order, first, n, &team_is_slow, tick);
                 // The rest of the sweeps, if the team gave up, block by block.
                 (first, n) = (first + done, n - done);
             }
@@ -536,6 +555,7 @@ impl<'p> Engine<'p> {
                 for blocks in order {
                     self.update_blocks(blocks, s);
                 }
+                tick(s + 1);
             }
             return;
         }
@@ -553,6 +573,7 @@ impl<'p> Engine<'p> {
                 }
             });
         self.dirty = true;
+        tick(first + n);
     }
 }
 
@@ -576,13 +597,16 @@ impl Engine<'_> {
     /// `give_up(sweeps done, waited, worked)`, asked at the end of each sweep with the
     /// first thread's times since the last window of [`TEAM_WINDOW`], stops the team after
     /// that sweep. Returns the sweeps done (`n` unless it gave up); the caller runs the
-    /// rest without the team, with the same draws.
+    /// rest without the team, with the same draws. The first thread (the caller's) calls
+    /// `tick` after each sweep, as [`Engine::run_sweeps`] does; the others wait for it at
+    /// the next barrier.
     fn run_sweeps_team(
         &mut self,
         order: &[Vec<usize>],
         first: u64,
         n: u64,
         give_up: &(dyn Fn(u64, Duration, Duration) -> bool + Sync),
+        tick: &mut dyn FnMut(u64),
     ) -> u64 {
         let (plan, key, lanes) = (self.plan, &self.key, self.lanes);
         let threads = self.par_scratch.len();
@@ -621,7 +645,10 @@ impl Engine<'_> {
         });
         let barrier = Barrier::new(threads);
         let fused: Vec<&FusedBlock> = plan.fused(order.iter().flatten()).collect();
-        let work = |t: usize, scratch: &mut Scratch, mut states: Vec<TileCopy>| {
+        let work = |t: usize,
+                    scratch: &mut Scratch,
+                    mut states: Vec<TileCopy>,
+                    tick: &mut dyn FnMut(u64)| {
             let _poison = PoisonOnPanic(&barrier);
             let mut set = 0;
             // Thread 0's time at the barriers and between them, in the current window.
@@ -680,10 +707,12 @@ impl Engine<'_> {
                     }
                     set ^= 1;
                     if stop {
+                        tick(s + 1);
                         return (states, done + 1);
                     }
                 }
                 done += 1;
+                tick(s + 1);
             }
             (states, done)
         };
@@ -695,9 +724,9 @@ impl Engine<'_> {
             for (t, scratch) in rest.iter_mut().enumerate() {
                 let states = states.clone();
                 let work = &work;
-                scope.spawn(move || work(t + 1, scratch, states));
+                scope.spawn(move || work(t + 1, scratch, states, &mut |_| {}));
             }
-            work(0, first_scratch, states)
+            work(0, first_scratch, states, tick)
         });
         let (states, done) = states;
         for (tile, (bits, cats, masks)) in self.tiles.iter_mut().zip(states) {
@@ -1047,8 +1076,10 @@ mod tests {
             let mut first = 0;
             if team {
                 let stop = |done: u64, _, _| Some(done) == give_up;
-                first = engine.run_sweeps_team(order, 0, n, &stop);
+                let mut ticks = Vec::new();
+                first = engine.run_sweeps_team(order, 0, n, &stop, &mut |s| ticks.push(s));
                 assert_eq!(first, give_up.unwrap_or(n));
+                assert_eq!(ticks, (1..=first).collect::<Vec<_>>(), "a tick per sweep");
             }
             for sweep in first..n {
                 for blocks in order {

@@ -160,7 +160,11 @@ pub(super) fn cats_to_lanes<'a>(
     valid: usize,
     row: impl Fn(usize) -> &'a [u8],
 ) {
-    let full = if lanes.is_multiple_of(8) { valid / 8 * 8 } else { 0 };
+    let full = if lanes.is_multiple_of(8) {
+        valid / 8 * 8
+    } else {
+        0
+    };
     for (c, square) in cats.chunks_mut(SQUARE * lanes).enumerate() {
         let p0 = c * SQUARE;
         let np = square.len() / lanes;
@@ -197,7 +201,11 @@ pub(super) fn lanes_to_cats(cats: &[u8], lanes: usize, rows: &mut [u8]) {
         return;
     }
     let valid = rows.len() / size;
-    let full = if lanes.is_multiple_of(8) { valid / 8 * 8 } else { 0 };
+    let full = if lanes.is_multiple_of(8) {
+        valid / 8 * 8
+    } else {
+        0
+    };
     for (c, square) in cats.chunks(SQUARE * lanes).enumerate() {
         let p0 = c * SQUARE;
         let np = square.len() / lanes;

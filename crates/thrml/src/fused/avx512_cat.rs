@@ -8,7 +8,7 @@
 //! lookup j → i:     θ_c += permute(W_e[c, ·], x_j)       1 + 2K instructions per tail
 //!                   (x_j: the tail's 16 state bytes, zero-extended to 32 bits)
 //! weights:          w_c = 2^{(θ_c − max) · log₂e}       13 per category
-//! sums:             S_c = w_0 + … + w_c in two zmm of f64, kept for the draw
+//! sums:             S_c = w_0 + … + w_c in f32 (and in two zmm of f64 where needed)
 //! draw:             x = #{c < K − 1 : S_c ≤ u · S_{K−1}}, compares into masks
 //! random words:     AES-128 of 16 counters, as in the spin kernel (`avx512.rs`)
 //! ```
@@ -29,10 +29,12 @@
 //!   adds the weights a second time, in the same order from the same zero, which gives
 //!   the same `S_c`, so here the sums of the first pass are kept instead.
 //!
-//! Sums in `f32`, or in fixed point, would not do: the weights lie in `[2⁻¹²⁴, 1]` (or
-//! are 0), so a sum of a few of them in `f64` already rounds, and any other order or
+//! Sums in `f32` alone, or in fixed point, would not do: the weights lie in `[2⁻¹²⁴, 1]`
+//! (or are 0), so a sum of a few of them in `f64` already rounds, and any other order or
 //! precision rounds differently. The `f64` sums cost two conversions and two adds per
-//! category per 16 chains.
+//! category per 16 chains, so the kernel draws from `f32` sums where they provably give
+//! the `f64` draw (all but about 10⁻⁵ of the lanes) and from the `f64` sums otherwise
+//! (`softmax16`).
 //!
 //! `the_avx512_categorical_kernel_matches_the_portable_one` checks the output against the
 //! portable kernel's.
@@ -114,14 +116,120 @@ fn widen(x: __m512) -> [__m512d; 2] {
 }
 
 /// `sample_softmax(θ_l, w_l)` in the 16 lanes of each of `G` groups (`theta[g][c]`
-/// holds category `c` of group `g`), as the 16 bytes of each group: the portable
-/// `softmax_lanes`, operation for operation (see the module docs). The groups'
-/// operations interleave.
+/// holds category `c` of group `g`), as the 16 bytes of each group: the draw of
+/// [`softmax16_f64`], bit for bit, from `f32` prefix sums wherever they decide it.
+///
+/// With `T_c` the `f32` prefix sums of the same weights, `τ = u · T_{K−1}` in `f32` and
+/// the margin `m = (4K + 8) · 2⁻²⁴ · T_{K−1}`, a lane is decided when no `T_c` lies in
+/// `(τ − m, τ + m]`; its draw `#{c < K − 1 : T_c ≤ τ − m}` is then the `f64` one. Every
+/// error lies well inside `m`: with `R` the exact sums (all terms non-negative) and
+/// `ε = 2⁻²⁴`, `|T_c − R_c| ≤ c·ε·R_{K−1}` (`f64`: `c · 2⁻⁵³`), the `f32` target is off
+/// the exact `u · R_{K−1}` by at most `(K + 1)·ε·R_{K−1}` (the word's rounding, the
+/// product's and the total's), and forming `τ ± m` rounds once more, by `ε·R_{K−1}`: at
+/// most `2K·ε·R_{K−1}` in all, half the margin. So `T_c ≤ τ − m` implies `S_c < u·S_{K−1}`
+/// in `f64`, and `T_c > τ + m` implies `S_c > u·S_{K−1}`. Weights are never NaN (the
+/// exponential zeroes it), and a zero total gives `τ = m = 0` and the `f64` draw. A lane
+/// that is not decided (about 1.3·10⁻⁵ of them for `K = 5`: `K − 1` windows of `2m`)
+/// sends its pass to [`softmax16_f64`]. This halves the arithmetic of the draw: one
+/// `f32` add per category instead of two conversions and two `f64` adds.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 // Category-outer, group-inner loops are the point: they interleave the groups.
 #[allow(clippy::needless_range_loop)]
 fn softmax16<const K: usize, const G: usize>(
+    theta: &[[__m512; K]; G],
+    words: &[__m512i; G],
+) -> [[u8; 16]; G] {
+    match softmax16_f32::<K, G>(theta, words) {
+        Some(drawn) => drawn,
+        None => softmax16_f64::<K, G>(theta, words),
+    }
+}
+
+/// The draw of [`softmax16`] from `f32` sums, or `None` if they leave a lane undecided.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+#[allow(clippy::needless_range_loop)]
+fn softmax16_f32<const K: usize, const G: usize>(
+    theta: &[[__m512; K]; G],
+    words: &[__m512i; G],
+) -> Option<[[u8; 16]; G]> {
+    let mut max = [splat(f32::NEG_INFINITY); G];
+    for c in 0..K {
+        for (m, th) in max.iter_mut().zip(theta) {
+            *m = _mm512_max_ps(th[c], *m);
+        }
+    }
+    // sums[g][c]: the `f32` prefix sum T_c of group g.
+    let mut sums = [[splat(0.0); K]; G];
+    for c in 0..K {
+        for g in 0..G {
+            let th = theta[g][c];
+            let differ = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(th, max[g]);
+            let d = _mm512_maskz_sub_ps(differ, th, max[g]);
+            let w = exp2_nonpos16(_mm512_mul_ps(d, splat(LOG2_E)));
+            sums[g][c] = if c == 0 {
+                w
+            } else {
+                _mm512_add_ps(sums[g][c - 1], w)
+            };
+        }
+    }
+    let scale = splat(1.0 / 4_294_967_296.0);
+    let margin = splat((4 * K + 8) as f32 / 16_777_216.0);
+    let one = _mm512_set1_epi32(1);
+    let mut count = [_mm512_setzero_si512(); G];
+    let mut undecided = 0u16;
+    for g in 0..G {
+        let total = sums[g][K - 1];
+        let tau = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepu32_ps(words[g]), scale), total);
+        let m = _mm512_mul_ps(margin, total);
+        let (below, above) = (_mm512_sub_ps(tau, m), _mm512_add_ps(tau, m));
+        for c in 0..K - 1 {
+            let surely = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(sums[g][c], below);
+            let maybe = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(sums[g][c], above);
+            undecided |= maybe & !surely;
+            count[g] = _mm512_mask_add_epi32(count[g], surely, count[g], one);
+        }
+    }
+    if undecided == 0 {
+        Some(categories::<K, G>(&max, count, words))
+    } else {
+        None
+    }
+}
+
+/// The categories drawn (`count`, one `i32` per lane) as bytes, with the portable
+/// `uniform_category` in lanes whose logits are all `−∞`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn categories<const K: usize, const G: usize>(
+    max: &[__m512; G],
+    mut count: [__m512i; G],
+    words: &[__m512i; G],
+) -> [[u8; 16]; G] {
+    std::array::from_fn(|g| {
+        let all_neg_inf = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(max[g], splat(f32::NEG_INFINITY));
+        if all_neg_inf != 0 {
+            // The portable `uniform_category`: ⌊w · K / 2³²⌋.
+            let w: [u32; 16] = bytemuck::cast(words[g]);
+            let uniform: [u32; 16] = w.map(|w| ((u64::from(w) * K as u64) >> 32) as u32);
+            count[g] = _mm512_mask_mov_epi32(count[g], all_neg_inf, bytemuck::cast(uniform));
+        }
+        bytemuck::cast(_mm512_cvtepi32_epi8(count[g]))
+    })
+}
+
+/// `sample_softmax(θ_l, w_l)` in the 16 lanes of each of `G` groups (`theta[g][c]`
+/// holds category `c` of group `g`), as the 16 bytes of each group: the portable
+/// `softmax_lanes`, operation for operation (see the module docs), with `f64` prefix
+/// sums. The groups' operations interleave. [`softmax16`] draws the same from `f32` sums
+/// wherever they decide the draw.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+// Category-outer, group-inner loops are the point: they interleave the groups.
+#[allow(clippy::needless_range_loop)]
+fn softmax16_f64<const K: usize, const G: usize>(
     theta: &[[__m512; K]; G],
     words: &[__m512i; G],
 ) -> [[u8; 16]; G] {
@@ -173,16 +281,7 @@ fn softmax16<const K: usize, const G: usize>(
             count[g] = _mm512_mask_add_epi32(count[g], below, count[g], one);
         }
     }
-    std::array::from_fn(|g| {
-        let all_neg_inf = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(max[g], splat(f32::NEG_INFINITY));
-        if all_neg_inf != 0 {
-            // The portable `uniform_category`: ⌊w · K / 2³²⌋.
-            let w: [u32; 16] = bytemuck::cast(words[g]);
-            let uniform: [u32; 16] = w.map(|w| ((u64::from(w) * K as u64) >> 32) as u32);
-            count[g] = _mm512_mask_mov_epi32(count[g], all_neg_inf, bytemuck::cast(uniform));
-        }
-        bytemuck::cast(_mm512_cvtepi32_epi8(count[g]))
-    })
+    categories::<K, G>(&max, count, words)
 }
 
 /// New states of positions `nodes` of a categorical block of `K ≤ MAX_K` categories with
@@ -284,6 +383,7 @@ fn quad_groups<const W: usize, const K: usize, const G: usize>(
 #[cfg(test)]
 mod tests {
     use super::{MAX_K, detected, supports, try_update};
+    use super::{softmax16, softmax16_f32, softmax16_f64};
     use crate::fused::avx2::Job;
     use crate::fused::avx2::tests::random_block;
     use crate::fused::kernel::{Draw, Out, Scratch, TileState, update_nodes_portable};
@@ -291,6 +391,7 @@ mod tests {
     use crate::kernels::aes::{BlockUpdate, WordKey};
     use crate::rng::Key;
     use rand::rand_core::Rng;
+    use std::arch::x86_64::*;
 
     /// Categories of tail node `node` in [`wide_block`]: 1 to 16.
     fn wide_tail_k(node: usize) -> usize {
@@ -495,5 +596,124 @@ mod tests {
         };
         assert!(try_update::<64>(&job_fb, job).is_err());
         assert!(out.iter().all(|&x| x == 0), "nothing written");
+    }
+
+    /// Logits of `K` categories for `G` groups of 16 lanes from `next` (N(0, 1)-like
+    /// values times a scale per lane, with ties, `−∞` and NaN mixed in), and words, one in
+    /// 48 of which puts `u · S_{K−1}` within a few units of the last place of a prefix sum
+    /// `S_c`, where the `f32` sums may not decide the draw.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+    fn near_boundaries<const K: usize, const G: usize>(
+        next: &mut impl FnMut() -> u64,
+    ) -> ([[__m512; K]; G], [__m512i; G]) {
+        let scales = [0.0f32, 1e-7, 0.5, 3.0, 30.0, 300.0];
+        let mut theta = [[[0f32; 16]; K]; G];
+        let mut words = [[0u32; 16]; G];
+        for g in 0..G {
+            for l in 0..16 {
+                let scale = scales[(next() % scales.len() as u64) as usize];
+                for c in 0..K {
+                    let r = next();
+                    theta[g][c][l] = match r % 23 {
+                        0 => f32::NEG_INFINITY,
+                        1 => f32::NAN,
+                        2 => theta[g][c.saturating_sub(1)][l],
+                        _ => scale * ((r >> 8) as u32 as f32 / 2_147_483_648.0 - 1.0),
+                    };
+                }
+                // The f64 prefix sums of the weights, as the kernel forms them.
+                let th = &theta[g];
+                let max = th
+                    .iter()
+                    .map(|t| t[l])
+                    .fold(f32::NEG_INFINITY, |m, t| if t > m { t } else { m });
+                let w: Vec<f64> = th
+                    .iter()
+                    .map(|t| {
+                        let d = if t[l] == max || (t[l].is_infinite() && max.is_infinite()) {
+                            0.0
+                        } else {
+                            t[l] - max
+                        };
+                        let y = _mm512_set1_ps(d * crate::kernels::math::LOG2_E);
+                        let e: [f32; 16] = bytemuck::cast(super::exp2_nonpos16(y));
+                        f64::from(e[0])
+                    })
+                    .collect();
+                let sums: Vec<f64> = w
+                    .iter()
+                    .scan(0.0, |s, &x| {
+                        *s += x;
+                        Some(*s)
+                    })
+                    .collect();
+                let total = sums[K - 1];
+                let c = (next() % K as u64) as usize;
+                let delta = (next() % 9) as i64 - 4;
+                let at = if total > 0.0 {
+                    sums[c] / total * 4_294_967_296.0
+                } else {
+                    0.0
+                };
+                words[g][l] = if next().is_multiple_of(48) {
+                    (at as i64 + delta).clamp(0, i64::from(u32::MAX)) as u32
+                } else {
+                    next() as u32
+                };
+            }
+        }
+        let theta = theta.map(|g| g.map(bytemuck::cast::<[f32; 16], __m512>));
+        (
+            theta,
+            words.map(|w| bytemuck::cast::<[u32; 16], __m512i>(w)),
+        )
+    }
+
+    /// The `f32` prefix sums draw what the `f64` sums draw wherever they decide, and
+    /// inputs near the boundaries do reach the `f64` fallback.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+    fn f32_draws_match_f64<const K: usize, const G: usize>(seed: u64) -> (usize, usize) {
+        let mut s = seed;
+        let mut next = move || {
+            s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let (mut decided, mut undecided) = (0, 0);
+        for _ in 0..4000 {
+            let (theta, words) = near_boundaries::<K, G>(&mut next);
+            let exact = softmax16_f64::<K, G>(&theta, &words);
+            match softmax16_f32::<K, G>(&theta, &words) {
+                Some(drawn) => {
+                    assert_eq!(drawn, exact, "K = {K}");
+                    decided += 1;
+                }
+                None => undecided += 1,
+            }
+            assert_eq!(softmax16::<K, G>(&theta, &words), exact, "K = {K}");
+        }
+        (decided, undecided)
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn f32_sums_draw_what_f64_sums_draw() {
+        if !detected() {
+            return;
+        }
+        // SAFETY: `detected` checked the CPU features.
+        let counts = unsafe {
+            [
+                f32_draws_match_f64::<2, 1>(1),
+                f32_draws_match_f64::<3, 2>(2),
+                f32_draws_match_f64::<5, 2>(3),
+                f32_draws_match_f64::<16, 2>(4),
+            ]
+        };
+        for (decided, undecided) in counts {
+            assert!(decided > 100 && undecided > 100, "{counts:?}");
+        }
     }
 }

@@ -663,10 +663,7 @@ mod tests {
             }
         }
         let theta = theta.map(|g| g.map(bytemuck::cast::<[f32; 16], __m512>));
-        (
-            theta,
-            words.map(|w| bytemuck::cast::<[u32; 16], __m512i>(w)),
-        )
+        (theta, words.map(bytemuck::cast::<[u32; 16], __m512i>))
     }
 
     /// The `f32` prefix sums draw what the `f64` sums draw wherever they decide, and

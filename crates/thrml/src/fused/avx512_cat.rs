@@ -115,6 +115,30 @@ fn widen(x: __m512) -> [__m512d; 2] {
     ]
 }
 
+/// The maximum of each group's `K` logits, lane by lane (`t > max ? t : max`: NaN
+/// ignored, `−∞` where all are NaN or `−∞`).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn max16<const K: usize, const G: usize>(theta: &[[__m512; K]; G]) -> [__m512; G] {
+    let mut max = [splat(f32::NEG_INFINITY); G];
+    for c in 0..K {
+        for (m, th) in max.iter_mut().zip(theta) {
+            *m = _mm512_max_ps(th[c], *m);
+        }
+    }
+    max
+}
+
+/// The softmax weight `2^{d · log₂e}` of logits `th` against their maximum, where
+/// `d = θ == max ? +0 : θ − max` (equal infinities give 1, NaN gives 0).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn weight16(th: __m512, max: __m512) -> __m512 {
+    let differ = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(th, max);
+    let d = _mm512_maskz_sub_ps(differ, th, max);
+    exp2_nonpos16(_mm512_mul_ps(d, splat(LOG2_E)))
+}
+
 /// `sample_softmax(θ_l, w_l)` in the 16 lanes of each of `G` groups (`theta[g][c]`
 /// holds category `c` of group `g`), as the 16 bytes of each group: the draw of
 /// [`softmax16_f64`], bit for bit, from `f32` prefix sums wherever they decide it.
@@ -134,8 +158,6 @@ fn widen(x: __m512) -> [__m512d; 2] {
 /// `f32` add per category instead of two conversions and two `f64` adds.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-// Category-outer, group-inner loops are the point: they interleave the groups.
-#[allow(clippy::needless_range_loop)]
 fn softmax16<const K: usize, const G: usize>(
     theta: &[[__m512; K]; G],
     words: &[__m512i; G],
@@ -154,20 +176,12 @@ fn softmax16_f32<const K: usize, const G: usize>(
     theta: &[[__m512; K]; G],
     words: &[__m512i; G],
 ) -> Option<[[u8; 16]; G]> {
-    let mut max = [splat(f32::NEG_INFINITY); G];
-    for c in 0..K {
-        for (m, th) in max.iter_mut().zip(theta) {
-            *m = _mm512_max_ps(th[c], *m);
-        }
-    }
+    let max = max16(theta);
     // sums[g][c]: the `f32` prefix sum T_c of group g.
     let mut sums = [[splat(0.0); K]; G];
     for c in 0..K {
         for g in 0..G {
-            let th = theta[g][c];
-            let differ = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(th, max[g]);
-            let d = _mm512_maskz_sub_ps(differ, th, max[g]);
-            let w = exp2_nonpos16(_mm512_mul_ps(d, splat(LOG2_E)));
+            let w = weight16(theta[g][c], max[g]);
             sums[g][c] = if c == 0 {
                 w
             } else {
@@ -233,22 +247,12 @@ fn softmax16_f64<const K: usize, const G: usize>(
     theta: &[[__m512; K]; G],
     words: &[__m512i; G],
 ) -> [[u8; 16]; G] {
-    let mut max = [splat(f32::NEG_INFINITY); G];
-    for c in 0..K {
-        for (m, th) in max.iter_mut().zip(theta) {
-            // `t > max ? t : max`, NaN ignored.
-            *m = _mm512_max_ps(th[c], *m);
-        }
-    }
+    let max = max16(theta);
     // sums[g][c]: the prefix sum S_c of group g, in two halves of 8 chains.
     let mut sums = [[[_mm512_setzero_pd(); 2]; K]; G];
     for c in 0..K {
         for g in 0..G {
-            // `θ == max ? +0 : θ − max` (equal infinities give 0, NaN gives NaN).
-            let th = theta[g][c];
-            let differ = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(th, max[g]);
-            let d = _mm512_maskz_sub_ps(differ, th, max[g]);
-            let [lo, hi] = widen(exp2_nonpos16(_mm512_mul_ps(d, splat(LOG2_E))));
+            let [lo, hi] = widen(weight16(theta[g][c], max[g]));
             sums[g][c] = if c == 0 {
                 // `0 + w = w` for the weights (`+0` or positive).
                 [lo, hi]
@@ -630,13 +634,8 @@ mod tests {
                 let w: Vec<f64> = th
                     .iter()
                     .map(|t| {
-                        let d = if t[l] == max || (t[l].is_infinite() && max.is_infinite()) {
-                            0.0
-                        } else {
-                            t[l] - max
-                        };
-                        let y = _mm512_set1_ps(d * crate::kernels::math::LOG2_E);
-                        let e: [f32; 16] = bytemuck::cast(super::exp2_nonpos16(y));
+                        let (t, m) = (_mm512_set1_ps(t[l]), _mm512_set1_ps(max));
+                        let e: [f32; 16] = bytemuck::cast(super::weight16(t, m));
                         f64::from(e[0])
                     })
                     .collect();

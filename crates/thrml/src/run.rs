@@ -502,9 +502,10 @@ fn report_if_due(
 /// To report, the runner splits the schedule's stretches of sweeps into segments whose
 /// length adapts to their wall time (doubling from one sweep while a segment takes under
 /// 50 ms); a fused run on a thread team instead takes each stretch whole, and its first
-/// thread checks the time after every sweep. The samples are bit-identical with and without a callback: every draw is a
-/// function of the key, chain, sweep number, block and node, not of how the sweeps are
-/// grouped, and the sweep loop allocates nothing for the reports.
+/// thread checks the time after every sweep. The samples are bit-identical with and
+/// without a callback: every draw is a function of the key, chain, sweep number, block
+/// and node, not of how the sweeps are grouped, and the sweep loop allocates nothing for
+/// the reports.
 ///
 /// # Errors
 /// As [`sample_with_observation`].

@@ -11,7 +11,7 @@ use multiversion::multiversion;
 use super::masks::NeighbourMasks;
 use super::plan::{FusedBlock, FusedPlan, GenTerm, Head, NODE_LANES, Terms};
 use crate::kernels::aes::{BlockUpdate, WordKey, fill_words};
-use crate::kernels::math::{sample_softmax, sample_softmax_chains, spin_up};
+use crate::kernels::math::{MAX_CATEGORIES, sample_softmax_chains, spin_up};
 
 /// Nodes whose random words are drawn together: a multiple of 4 (the words per AES block)
 /// and of [`NODE_LANES`]; for one chain, 64 nodes are one batch of 16 AES blocks.
@@ -28,7 +28,8 @@ impl Scratch {
     pub(crate) fn new(lanes: usize, max_k: usize) -> Scratch {
         Scratch {
             words: vec![0; CHUNK * lanes],
-            theta: vec![0.0; max_k.max(1) * lanes],
+            // One-chain tiles draw `NODE_LANES` categoricals at a time.
+            theta: vec![0.0; max_k.max(1) * lanes.max(NODE_LANES)],
         }
     }
 }
@@ -232,6 +233,23 @@ pub(crate) fn update_nodes_portable<const W: usize>(
             j0 = j1;
             continue;
         }
+        if let (1, Head::Cat(k)) = (W, fb.head) {
+            // One chain: draw 16 nodes at a time, the nodes in the softmax's lanes.
+            for g0 in (j0..j1).step_by(NODE_LANES) {
+                let g1 = (g0 + NODE_LANES).min(j1);
+                cat_nodes_one_chain(
+                    t,
+                    k,
+                    g0,
+                    state,
+                    &words[g0 - j0..g1 - j0],
+                    &mut scratch.theta,
+                    &mut out.cats[g0 - nodes.start..g1 - nodes.start],
+                );
+            }
+            j0 = j1;
+            continue;
+        }
         for j in j0..j1 {
             let w: &[u32; W] = words[(j - j0) * W..(j - j0 + 1) * W]
                 .try_into()
@@ -399,17 +417,215 @@ fn cat_node<const W: usize>(
             }
         }
     }
-    if W == 1 {
-        // Bit-identical to the batched form, without padding one chain to a full batch.
-        out[0] = u8::try_from(sample_softmax(theta, words[0])).expect("at most 256 categories");
-    } else {
-        sample_softmax_chains(theta, words, out);
+    sample_softmax_chains(theta, words, out);
+}
+
+/// Draw categoricals `j0 .. j0 + m` of a one-chain tile (`m = words.len() ≤ NODE_LANES`,
+/// `out[l]` for node `j0 + l`), each with the logits of [`cat_node`]: every node's logits
+/// go into lane `l` of a `K × m` batch, which one [`sample_softmax_chains`] draws from.
+///
+/// A pairwise entry adds its table's column `x` (the tail's state) directly, `K` adds where
+/// [`cat_node`] adds a masked weight for each of the `K · K'` cells. The sums differ at most
+/// in the sign of a zero (the masked form adds `+0` where this one adds nothing), and no
+/// draw depends on that sign: `max` and `θ − max` see `−0 = +0`, and `2^{±0} = 1`.
+/// Up to 8 categories, a node's logits stay in registers (`K` is a constant there).
+#[inline(always)]
+fn cat_nodes_one_chain(
+    t: &Terms,
+    k: usize,
+    j0: usize,
+    state: TileState<'_>,
+    words: &[u32],
+    theta: &mut [f32],
+    out: &mut [u8],
+) {
+    let m = words.len();
+    let theta = &mut theta[..k * m];
+    for l in 0..m {
+        let logits = |acc: &mut [f32]| node_logits(t, j0 + l, state, acc);
+        let mut put = |acc: &[f32]| {
+            for (c, &a) in acc.iter().enumerate() {
+                theta[c * m + l] = a;
+            }
+        };
+        macro_rules! fixed {
+            ($($k:literal)*) => {
+                match k {
+                    $($k => {
+                        let mut acc = [0.0f32; $k];
+                        logits(&mut acc);
+                        put(&acc);
+                    })*
+                    _ => {
+                        let mut acc = [0.0f32; MAX_CATEGORIES];
+                        logits(&mut acc[..k]);
+                        put(&acc[..k]);
+                    }
+                }
+            };
+        }
+        fixed!(1 2 3 4 5 6 7 8);
+    }
+    sample_softmax_chains(theta, words, out);
+}
+
+/// The logits `acc[c]` (`c < K = acc.len()`) of categorical `j` in a one-chain tile: its
+/// bias, each pairwise entry's table column of the tail's state, and its general terms.
+#[inline(always)]
+fn node_logits(t: &Terms, j: usize, state: TileState<'_>, acc: &mut [f32]) {
+    let k = acc.len();
+    acc.copy_from_slice(&t.bias[j * k..(j + 1) * k]);
+    for e in t.cat_off[j] as usize..t.cat_off[j + 1] as usize {
+        let x = usize::from(state.cats[t.cat_idx[e] as usize]);
+        let table = t.cat_table(e);
+        let kp = table.k as usize;
+        if x >= kp {
+            continue;
+        }
+        let column = &t.cat_tab[table.tab as usize + x..][..(k - 1) * kp + 1];
+        for (c, a) in acc.iter_mut().enumerate() {
+            *a += column[c * kp];
+        }
+    }
+    for gt in &t.general[t.gen_off[j] as usize..t.gen_off[j + 1] as usize] {
+        let (sign, idx) = gen_entry::<1>(t, gt, state, 0);
+        let stride = gt.head_stride as usize;
+        for (c, a) in acc.iter_mut().enumerate() {
+            *a += sign * t.gen_w[idx + c * stride];
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::pack_bits;
+    use super::{Draw, Out, Scratch, TileState, pack_bits, update_nodes_portable};
+    use crate::fused::plan::{FusedBlock, GenTerm, Head, Terms};
+    use crate::kernels::aes::{BlockUpdate, WordKey};
+    use crate::rng::Key;
+    use rand::rand_core::Rng;
+
+    /// A categorical block of `len` positions and `k` categories over `n_tails` tails of
+    /// 2–8 categories, with some zero and `−∞` weights, and on every third position a
+    /// general term of a spin tail and a 3-category tail.
+    fn cat_block(seed: u64, len: usize, n_tails: usize, k: usize) -> FusedBlock {
+        let mut rng = Key::new(seed).chain_rngs(1).remove(0);
+        let mut uniform = |scale: f32| (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * scale;
+        let mut t = Terms {
+            cat_off: vec![0],
+            gen_off: vec![0],
+            ..Terms::default()
+        };
+        for j in 0..len {
+            for c in 0..k {
+                let minus_inf = j == 5 || (j == 6 && c > 0);
+                t.bias.push(if minus_inf {
+                    f32::NEG_INFINITY
+                } else {
+                    uniform(6.0)
+                });
+            }
+            for e in 0..(j * 5) % 7 {
+                let node = (j * 11 + e * 3) % n_tails;
+                let kp = 2 + node % 7;
+                let w: Vec<f32> = (0..k * kp)
+                    .map(|i| if i % 4 == 1 { 0.0 } else { uniform(5.0) })
+                    .collect();
+                let id = t.add_cat_table(k, kp, &w);
+                t.cat_idx.push(node as u32);
+                t.cat_table.push(id);
+            }
+            t.cat_off.push(t.cat_idx.len() as u32);
+            if j % 3 == 0 {
+                let w_off = t.gen_w.len() as u32;
+                t.gen_w.extend((0..k * 3).map(|_| uniform(3.0)));
+                t.gen_spin.push((j % n_tails) as u32);
+                t.gen_cat.push((((j * 7 + 1) % n_tails) as u32, 1));
+                let (s, c) = (t.gen_spin.len() as u32, t.gen_cat.len() as u32);
+                t.general.push(GenTerm {
+                    w_off,
+                    head_stride: 3,
+                    spins: (s - 1, s),
+                    cats: (c - 1, c),
+                });
+            }
+            t.gen_off.push(t.general.len() as u32);
+        }
+        FusedBlock {
+            block: 1,
+            head: Head::Cat(k),
+            start: 0,
+            len,
+            terms: t,
+        }
+    }
+
+    /// One-chain tiles draw what lane `l` of a 16-chain tile draws for chain `l`, from the
+    /// same state (one-chain categoricals go 16 nodes at a time, the nodes in the lanes).
+    #[test]
+    fn one_chain_categoricals_draw_what_the_chain_draws_in_a_batch() {
+        const W: usize = 16;
+        for (seed, k, len) in [(1, 5, 77), (2, 2, 40), (3, 9, 33), (4, 1, 20)] {
+            let n_tails = 50;
+            let fb = cat_block(seed, len, n_tails, k);
+            let mut rng = Key::new(seed + 100).chain_rngs(1).remove(0);
+            let bits: Vec<u64> = (0..n_tails).map(|_| rng.next_u64() & 0xffff).collect();
+            // Tail `node` has 2 + node % 7 categories; the general terms read 3 of them.
+            let cats: Vec<u8> = (0..n_tails * W)
+                .map(|x| (rng.next_u32() % (2 + (x / W) as u32 % 7).min(3)) as u8)
+                .collect();
+            let key = WordKey::from_seed(seed);
+            let update = BlockUpdate::new(4, 1);
+            for nodes in [0..len, 3..len - 1, 17..18] {
+                let n = nodes.len();
+                let mut batch = vec![0u8; n * W];
+                update_nodes_portable::<W>(
+                    &fb,
+                    Draw {
+                        key: &key,
+                        update,
+                        chain0: 0,
+                    },
+                    nodes.clone(),
+                    TileState {
+                        bits: &bits,
+                        cats: &cats,
+                        masks: &[],
+                    },
+                    Out {
+                        bits: &mut [],
+                        cats: &mut batch,
+                    },
+                    &mut Scratch::new(W, k),
+                );
+                for l in 0..W {
+                    let bits1: Vec<u64> = bits.iter().map(|b| b >> l & 1).collect();
+                    let cats1: Vec<u8> = cats.iter().skip(l).step_by(W).copied().collect();
+                    let mut one = vec![0u8; n];
+                    update_nodes_portable::<1>(
+                        &fb,
+                        Draw {
+                            key: &key,
+                            update,
+                            chain0: l as u32,
+                        },
+                        nodes.clone(),
+                        TileState {
+                            bits: &bits1,
+                            cats: &cats1,
+                            masks: &[],
+                        },
+                        Out {
+                            bits: &mut [],
+                            cats: &mut one,
+                        },
+                        &mut Scratch::new(1, k),
+                    );
+                    let lane: Vec<u8> = batch.iter().skip(l).step_by(W).copied().collect();
+                    assert_eq!(one, lane, "seed {seed}, K {k}, nodes {nodes:?}, chain {l}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn pack_bits_puts_lane_l_in_bit_l() {

@@ -9,7 +9,7 @@ use std::ops::Range;
 use multiversion::multiversion;
 
 use super::masks::NeighbourMasks;
-use super::plan::{FusedBlock, FusedPlan, GenTerm, Head, NODE_LANES, Terms};
+use super::plan::{CatTable, FusedBlock, FusedPlan, GenTerm, Head, NODE_LANES, Terms};
 use crate::kernels::aes::{BlockUpdate, WordKey, fill_words};
 use crate::kernels::math::{MAX_CATEGORIES, sample_softmax_chains, spin_up};
 
@@ -475,16 +475,29 @@ fn cat_nodes_one_chain(
 fn node_logits(t: &Terms, j: usize, state: TileState<'_>, acc: &mut [f32]) {
     let k = acc.len();
     acc.copy_from_slice(&t.bias[j * k..(j + 1) * k]);
-    for e in t.cat_off[j] as usize..t.cat_off[j + 1] as usize {
-        let x = usize::from(state.cats[t.cat_idx[e] as usize]);
-        let table = t.cat_table(e);
+    let add_column = |acc: &mut [f32], x: usize, table: CatTable| {
         let kp = table.k as usize;
-        if x >= kp {
-            continue;
+        if x < kp {
+            let column = &t.cat_tab[table.tab as usize + x..][..(k - 1) * kp + 1];
+            for (c, a) in acc.iter_mut().enumerate() {
+                *a += column[c * kp];
+            }
         }
-        let column = &t.cat_tab[table.tab as usize + x..][..(k - 1) * kp + 1];
-        for (c, a) in acc.iter_mut().enumerate() {
-            *a += column[c * kp];
+    };
+    let entries = t.cat_off[j] as usize..t.cat_off[j + 1] as usize;
+    if t.cat_table.is_empty() && !entries.is_empty() {
+        // One table for every entry (Potts): looked up once.
+        let table = t.cat_table(0);
+        for &tail in &t.cat_idx[entries] {
+            add_column(acc, usize::from(state.cats[tail as usize]), table);
+        }
+    } else {
+        for e in entries {
+            add_column(
+                acc,
+                usize::from(state.cats[t.cat_idx[e] as usize]),
+                t.cat_table(e),
+            );
         }
     }
     for gt in &t.general[t.gen_off[j] as usize..t.gen_off[j + 1] as usize] {
@@ -506,8 +519,9 @@ mod tests {
 
     /// A categorical block of `len` positions and `k` categories over `n_tails` tails of
     /// 2–8 categories, with some zero and `−∞` weights, and on every third position a
-    /// general term of a spin tail and a 3-category tail.
-    fn cat_block(seed: u64, len: usize, n_tails: usize, k: usize) -> FusedBlock {
+    /// general term of a spin tail and a 3-category tail. With `shared`, every pairwise
+    /// entry names one table of 3 columns (as in Potts, `Terms::cat_table` stays empty).
+    fn cat_block(seed: u64, len: usize, n_tails: usize, k: usize, shared: bool) -> FusedBlock {
         let mut rng = Key::new(seed).chain_rngs(1).remove(0);
         let mut uniform = |scale: f32| (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * scale;
         let mut t = Terms {
@@ -515,6 +529,12 @@ mod tests {
             gen_off: vec![0],
             ..Terms::default()
         };
+        if shared {
+            let w: Vec<f32> = (0..k * 3)
+                .map(|i| if i % 4 == 1 { 0.0 } else { uniform(5.0) })
+                .collect();
+            t.add_cat_table(k, 3, &w);
+        }
         for j in 0..len {
             for c in 0..k {
                 let minus_inf = j == 5 || (j == 6 && c > 0);
@@ -526,6 +546,10 @@ mod tests {
             }
             for e in 0..(j * 5) % 7 {
                 let node = (j * 11 + e * 3) % n_tails;
+                if shared {
+                    t.cat_idx.push(node as u32);
+                    continue;
+                }
                 let kp = 2 + node % 7;
                 let w: Vec<f32> = (0..k * kp)
                     .map(|i| if i % 4 == 1 { 0.0 } else { uniform(5.0) })
@@ -564,9 +588,10 @@ mod tests {
     #[test]
     fn one_chain_categoricals_draw_what_the_chain_draws_in_a_batch() {
         const W: usize = 16;
-        for (seed, k, len) in [(1, 5, 77), (2, 2, 40), (3, 9, 33), (4, 1, 20)] {
+        let cases = [(1, 5, 77), (2, 2, 40), (3, 9, 33), (4, 1, 20)];
+        for ((seed, k, len), shared) in cases.into_iter().flat_map(|c| [(c, false), (c, true)]) {
             let n_tails = 50;
-            let fb = cat_block(seed, len, n_tails, k);
+            let fb = cat_block(seed, len, n_tails, k, shared);
             let mut rng = Key::new(seed + 100).chain_rngs(1).remove(0);
             let bits: Vec<u64> = (0..n_tails).map(|_| rng.next_u64() & 0xffff).collect();
             // Tail `node` has 2 + node % 7 categories; the general terms read 3 of them.
@@ -621,7 +646,10 @@ mod tests {
                         &mut Scratch::new(1, k),
                     );
                     let lane: Vec<u8> = batch.iter().skip(l).step_by(W).copied().collect();
-                    assert_eq!(one, lane, "seed {seed}, K {k}, nodes {nodes:?}, chain {l}");
+                    assert_eq!(
+                        one, lane,
+                        "seed {seed}, K {k}, shared {shared}, {nodes:?}, chain {l}"
+                    );
                 }
             }
         }

@@ -74,7 +74,10 @@
 //! at a time are looked up with two-table byte permutations instead of gathers (on Zen 4
 //! the gathers took 60 % of the AVX2 one-chain kernel's time); each 1,024-spin window is a
 //! compare and one masked permutation per 64 neighbours, about 12 instructions per flip on
-//! Pegasus(14).
+//! Pegasus(14). One-chain categorical tiles run on the portable kernel, 16 nodes at a time
+//! in the lanes of one softmax batch, each pairwise entry adding its table's column of the
+//! tail's state (`K` adds, not `K · K'` masked ones): Potts in one chain at about
+//! 0.05–0.07 flips/ns on Zen 4, where a node at a time with masked adds ran at 0.004.
 //!
 //! # Cost
 //!

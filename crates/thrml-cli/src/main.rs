@@ -210,7 +210,25 @@ fn release_large_buffers() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn release_large_buffers() {}
 
+/// Let a closed output pipe end the process quietly, as it ends other Unix tools
+/// (`thrml bench | head -1`). Rust programs start with `SIGPIPE` ignored, so a write to a
+/// closed pipe fails instead, and `println!` panics on the failure. Files are never
+/// affected: they are written to a temporary name and renamed when complete.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    // SAFETY: restores the default action of one signal; this runs first in `main`,
+    // before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn default_sigpipe() {}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     release_large_buffers();
     // Never show a raw panic or backtrace; a panic is a bug, reported in one line.
     std::panic::set_hook(Box::new(|info| {

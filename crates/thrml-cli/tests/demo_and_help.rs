@@ -82,3 +82,31 @@ fn help_explains_the_commands() {
     let out = thrml(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A reader that stops early (`thrml demo | head -1`) ends `thrml` quietly: no internal
+/// error about a failed print.
+#[test]
+fn a_closed_output_pipe_is_not_an_error() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_thrml"))
+        .args(["demo", "--samples", "20", "--out", "demo-out"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read the first line, then close the pipe while the demo still has lines to print.
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!first.is_empty(), "no first line");
+    assert!(
+        !stderr.contains("internal error") && !stderr.contains("Broken pipe"),
+        "stderr after the reader left: {stderr}"
+    );
+}

@@ -608,7 +608,7 @@ mod tests {
         try_update_pair,
     };
     use crate::fused::avx2::Job;
-    use crate::fused::avx2::tests::random_block;
+    use crate::fused::kernel::tests::random_block;
     use crate::fused::kernel::{Draw, Out, Scratch, TileState, update_nodes_portable};
     use crate::fused::plan::FusedBlock;
     use crate::kernels::aes::{BlockUpdate, WordKey, site_word};

@@ -389,7 +389,7 @@ mod tests {
     use super::{MAX_K, detected, supports, try_update};
     use super::{softmax16, softmax16_f32, softmax16_f64};
     use crate::fused::avx2::Job;
-    use crate::fused::avx2::tests::random_block;
+    use crate::fused::kernel::tests::random_block;
     use crate::fused::kernel::{Draw, Out, Scratch, TileState, update_nodes_portable};
     use crate::fused::plan::{FusedBlock, GenTerm, Head, Terms};
     use crate::kernels::aes::{BlockUpdate, WordKey};

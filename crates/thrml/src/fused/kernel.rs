@@ -41,6 +41,8 @@ impl Scratch {
 pub(crate) struct TileState<'a> {
     pub bits: &'a [u64],
     pub cats: &'a [u8],
+    // Read by the AVX2 one-chain kernel only.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub masks: &'a [u32],
 }
 
@@ -510,12 +512,81 @@ fn node_logits(t: &Terms, j: usize, state: TileState<'_>, acc: &mut [f32]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::{Draw, Out, Scratch, TileState, pack_bits, update_nodes_portable};
     use crate::fused::plan::{FusedBlock, GenTerm, Head, Terms};
     use crate::kernels::aes::{BlockUpdate, WordKey};
     use crate::rng::Key;
     use rand::rand_core::Rng;
+
+    /// A random block of `len` positions over `n_tails` tail nodes: spins (`k = None`) or
+    /// categoricals of `k` categories whose tails have 2–8 categories; some zero weights,
+    /// and for categoricals a position with every logit `−∞` and no tails.
+    pub(crate) fn random_block(
+        seed: u64,
+        len: usize,
+        n_tails: usize,
+        k: Option<usize>,
+    ) -> FusedBlock {
+        let mut rng = Key::new(seed).chain_rngs(1).remove(0);
+        let mut uniform = |scale: f32| (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * scale;
+        let mut t = Terms {
+            gen_off: vec![0; len + 1],
+            ..Terms::default()
+        };
+        let tail_k = |node: usize| 2 + node % 7;
+        match k {
+            None => {
+                t.spin_off.push(0);
+                for j in 0..len {
+                    t.bias.push(uniform([2.0, 30.0, 200.0][j % 3]));
+                    // Position 20 has more rows than a neighbour mask holds.
+                    for e in 0..if j == 20 { 40 } else { (j * 7) % 23 } {
+                        t.spin_idx.push(((j * 13 + e * 5) % n_tails) as u32);
+                        t.spin_w2.push(if e % 5 == 4 { 0.0 } else { uniform(4.0) });
+                    }
+                    t.spin_off.push(t.spin_idx.len() as u32);
+                }
+            }
+            Some(k) => {
+                t.cat_off.push(0);
+                for j in 0..len {
+                    for _ in 0..k {
+                        let b = if j == 3 {
+                            f32::NEG_INFINITY
+                        } else {
+                            uniform(6.0)
+                        };
+                        t.bias.push(b);
+                    }
+                    for e in 0..if j == 3 { 0 } else { (j * 3) % 6 } {
+                        let node = (j * 11 + e * 3) % n_tails;
+                        let kp = tail_k(node);
+                        t.cat_idx.push(node as u32);
+                        let w: Vec<f32> = (0..k * kp)
+                            .map(|i| {
+                                let (c, v) = (i / kp, i % kp);
+                                if (c + v) % 3 == 0 { 0.0 } else { uniform(5.0) }
+                            })
+                            .collect();
+                        let id = t.add_cat_table(k, kp, &w);
+                        t.cat_table.push(id);
+                    }
+                    t.cat_off.push(t.cat_idx.len() as u32);
+                }
+            }
+        }
+        if k.is_none() {
+            t.build_ell(len);
+        }
+        FusedBlock {
+            block: 3,
+            head: k.map_or(Head::Spin, Head::Cat),
+            start: 0,
+            len,
+            terms: t,
+        }
+    }
 
     /// A categorical block of `len` positions and `k` categories over `n_tails` tails of
     /// 2–8 categories, with some zero and `−∞` weights, and on every third position a

@@ -21,6 +21,7 @@ use multiversion::multiversion;
 use super::plan::{FusedBlock, Head};
 
 /// The rows of neighbours that a mask holds.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) const MASK_ROWS: usize = 32;
 
 /// Where each spin appears in the masks of the positions it neighbours: for engine spin
@@ -36,6 +37,7 @@ impl NeighbourMasks {
     /// The entries of the spin blocks `blocks` (pairwise CSR terms, positions at engine
     /// nodes `start + j`) in a tile of `n_spin` spins; `None` if an engine node or an entry
     /// count does not fit the packing.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn new<'a>(
         n_spin: usize,
         blocks: impl Iterator<Item = &'a FusedBlock>,
@@ -87,6 +89,7 @@ impl NeighbourMasks {
 
     /// The masks of one-chain spins `bits` (each 0 or 1), from scratch.
     #[cfg(test)]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn rebuild(&self, bits: &[u64], masks: &mut [u32]) {
         masks.fill(0);
         for (i, &b) in bits.iter().enumerate() {
@@ -162,7 +165,7 @@ pub(crate) fn write_spins(
 #[cfg(test)]
 mod tests {
     use super::{MASK_ROWS, NeighbourMasks};
-    use crate::fused::avx2::tests::random_block;
+    use crate::fused::kernel::tests::random_block;
 
     /// The mask of position `j` of the test block, from its CSR rows.
     fn mask_of(fb: &crate::fused::plan::FusedBlock, j: usize, bits: &[u64]) -> u32 {

@@ -443,6 +443,8 @@ fn cat_nodes_one_chain(
 ) {
     let m = words.len();
     let theta = &mut theta[..k * m];
+    // Logits of more than 8 categories, reused by every node of the batch.
+    let mut wide = [0.0f32; MAX_CATEGORIES];
     for l in 0..m {
         let logits = |acc: &mut [f32]| node_logits(t, j0 + l, state, acc);
         let mut put = |acc: &[f32]| {
@@ -459,9 +461,8 @@ fn cat_nodes_one_chain(
                         put(&acc);
                     })*
                     _ => {
-                        let mut acc = [0.0f32; MAX_CATEGORIES];
-                        logits(&mut acc[..k]);
-                        put(&acc[..k]);
+                        logits(&mut wide[..k]);
+                        put(&wide[..k]);
                     }
                 }
             };
@@ -588,48 +589,22 @@ pub(crate) mod tests {
         }
     }
 
-    /// A categorical block of `len` positions and `k` categories over `n_tails` tails of
-    /// 2–8 categories, with some zero and `−∞` weights, and on every third position a
-    /// general term of a spin tail and a 3-category tail. With `shared`, every pairwise
-    /// entry names one table of 3 columns (as in Potts, `Terms::cat_table` stays empty).
+    /// [`random_block`] of `k` categories with, in addition, every logit but the first
+    /// `−∞` at position 6 and on every third position a general term of a spin tail and a
+    /// 3-category tail. With `shared`, every pairwise entry names the first table (as in
+    /// Potts, `Terms::cat_table` stays empty; tails with more categories than it has
+    /// columns add nothing).
     fn cat_block(seed: u64, len: usize, n_tails: usize, k: usize, shared: bool) -> FusedBlock {
-        let mut rng = Key::new(seed).chain_rngs(1).remove(0);
+        let mut fb = random_block(seed, len, n_tails, Some(k));
+        let mut rng = Key::new(seed + 1).chain_rngs(1).remove(0);
         let mut uniform = |scale: f32| (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * scale;
-        let mut t = Terms {
-            cat_off: vec![0],
-            gen_off: vec![0],
-            ..Terms::default()
-        };
+        let t = &mut fb.terms;
+        t.bias[6 * k + 1..7 * k].fill(f32::NEG_INFINITY);
         if shared {
-            let w: Vec<f32> = (0..k * 3)
-                .map(|i| if i % 4 == 1 { 0.0 } else { uniform(5.0) })
-                .collect();
-            t.add_cat_table(k, 3, &w);
+            t.cat_table.clear();
         }
+        t.gen_off = vec![0];
         for j in 0..len {
-            for c in 0..k {
-                let minus_inf = j == 5 || (j == 6 && c > 0);
-                t.bias.push(if minus_inf {
-                    f32::NEG_INFINITY
-                } else {
-                    uniform(6.0)
-                });
-            }
-            for e in 0..(j * 5) % 7 {
-                let node = (j * 11 + e * 3) % n_tails;
-                if shared {
-                    t.cat_idx.push(node as u32);
-                    continue;
-                }
-                let kp = 2 + node % 7;
-                let w: Vec<f32> = (0..k * kp)
-                    .map(|i| if i % 4 == 1 { 0.0 } else { uniform(5.0) })
-                    .collect();
-                let id = t.add_cat_table(k, kp, &w);
-                t.cat_idx.push(node as u32);
-                t.cat_table.push(id);
-            }
-            t.cat_off.push(t.cat_idx.len() as u32);
             if j % 3 == 0 {
                 let w_off = t.gen_w.len() as u32;
                 t.gen_w.extend((0..k * 3).map(|_| uniform(3.0)));
@@ -645,13 +620,7 @@ pub(crate) mod tests {
             }
             t.gen_off.push(t.general.len() as u32);
         }
-        FusedBlock {
-            block: 1,
-            head: Head::Cat(k),
-            start: 0,
-            len,
-            terms: t,
-        }
+        fb
     }
 
     /// One-chain tiles draw what lane `l` of a 16-chain tile draws for chain `l`, from the

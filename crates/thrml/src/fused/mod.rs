@@ -77,7 +77,8 @@
 //! Pegasus(14). One-chain categorical tiles run on the portable kernel, 16 nodes at a time
 //! in the lanes of one softmax batch, each pairwise entry adding its table's column of the
 //! tail's state (`K` adds, not `K · K'` masked ones): Potts in one chain at about
-//! 0.05–0.07 flips/ns on Zen 4, where a node at a time with masked adds ran at 0.004.
+//! 0.05 flips/ns on one Zen 4 thread and 0.08 on two, where a node at a time with masked
+//! adds ran at 0.004 and 0.007.
 //!
 //! # Cost
 //!

@@ -223,7 +223,7 @@ fn encrypt1(rk: &[__m512i; 11], x: __m512i) -> __m512i {
 /// The counter blocks of [`node_words`] for quad 0: nodes 0 .. 16 of chain `chain`.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn node_blocks(chain: u32, hi: [u32; 2]) -> __m512i {
+pub(super) fn node_blocks(chain: u32, hi: [u32; 2]) -> __m512i {
     let [h0, h1] = hi.map(|h| h as i32);
     let c = chain as i32;
     _mm512_setr_epi32(c, 0, h0, h1, c, 1, h0, h1, c, 2, h0, h1, c, 3, h0, h1)
@@ -234,7 +234,7 @@ fn node_blocks(chain: u32, hi: [u32; 2]) -> __m512i {
 /// instructions for the counters, where sixteen lanes set one by one took 48).
 #[inline]
 #[target_feature(enable = "avx512f,vaes")]
-fn node_words(rk: &[__m512i; 11], base: __m512i, quad: u32) -> __m512i {
+pub(super) fn node_words(rk: &[__m512i; 11], base: __m512i, quad: u32) -> __m512i {
     let x = _mm512_add_epi32(base, _mm512_maskz_set1_epi32(0x2222, quad as i32));
     encrypt1(rk, x)
 }

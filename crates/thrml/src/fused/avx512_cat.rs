@@ -42,8 +42,10 @@
 use std::arch::x86_64::*;
 
 use super::avx2::Job;
-use super::avx512::{chain_words, detected, exp2_fma16, round_keys, run, splat};
-use super::plan::{FusedBlock, Head, NODE_LANES};
+use super::avx512::{
+    chain_words, detected, exp2_fma16, node_blocks, node_words, round_keys, run, splat,
+};
+use super::plan::{CatTable, FusedBlock, Head, NODE_LANES, Terms};
 use crate::kernels::math::{EXP2_CUTOFF, LOG2_E};
 
 /// Categories of the head (`K` logits per 16 chains stay in registers) and of its tails
@@ -60,9 +62,18 @@ const MAX_GROUPS: usize = 2;
 pub(super) fn supports<const W: usize>(fb: &FusedBlock) -> bool {
     let t = &fb.terms;
     matches!(fb.head, Head::Cat(k) if k <= MAX_K)
-        && (W == 16 || W == 64)
+        && (W == 16 || W == 64 || (W == 1 && gathers_index(t)))
         && t.general.is_empty()
         && t.cat_tail_max <= MAX_K
+}
+
+/// Whether the one-chain kernel's gathers, whose indices are `i32`, reach every entry,
+/// table and row of `t` (`cat_rows` is indexed by float, 16 to a row).
+fn gathers_index(t: &Terms) -> bool {
+    let fits = |n: usize| i32::try_from(n).is_ok();
+    fits(t.cat_idx.len())
+        && fits(t.cat_tables.len() * size_of::<CatTable>())
+        && fits(t.cat_rows.len() * NODE_LANES)
 }
 
 /// Run `job` for block `fb` on this kernel if the block is [`supports`]ed and the CPU
@@ -71,12 +82,15 @@ pub(super) fn supports<const W: usize>(fb: &FusedBlock) -> bool {
 // allocate in every block update.
 #[allow(clippy::result_large_err)]
 pub(super) fn try_update<'a, const W: usize>(fb: &FusedBlock, job: Job<'a>) -> Result<(), Job<'a>> {
-    if !supports::<W>(fb) || !detected() {
+    // The one-chain kernel gathers the tails' states by `i32` index.
+    let gathered = W > 1 || i32::try_from(job.state.cats.len()).is_ok();
+    if !supports::<W>(fb) || !gathered || !detected() {
         return Err(job);
     }
     macro_rules! dispatch {
         ($($k:literal)*) => {
             match fb.head {
+                $(Head::Cat($k) if W == 1 => run(cat_nodes_one_chain::<$k>, job),)*
                 $(Head::Cat($k) => run(cat_nodes::<W, $k>, job),)*
                 _ => unreachable!("checked by `supports`"),
             }
@@ -384,6 +398,237 @@ fn quad_groups<const W: usize, const K: usize, const G: usize>(
     }
 }
 
+/// For [`transposed`]: register `c`'s permutation (`D · l + c mod 16` in lane `l`) and,
+/// per loaded register `r`, the lanes it supplies (`⌊(D · l + c) / 16⌋ = r`).
+const fn transpose_plan<const D: usize>() -> ([[u32; 16]; D], [[u16; D]; D]) {
+    let mut index = [[0; 16]; D];
+    let mut from = [[0; D]; D];
+    let mut c = 0;
+    while c < D {
+        let mut l = 0;
+        while l < 16 {
+            let flat = D * l + c;
+            index[c][l] = (flat % 16) as u32;
+            from[c][flat / 16] |= 1 << l;
+            l += 1;
+        }
+        c += 1;
+    }
+    (index, from)
+}
+
+/// The `n ≤ 16 · D` values at `src` as `D` registers of 16 lanes, transposed: lane `l` of
+/// register `c` is `src[D · l + c]` (0 where `D · l + c ≥ n`). Each register takes its
+/// lanes from the `D` loaded ones, one masked permutation per source register.
+///
+/// # Safety
+/// `src .. src + n` must be readable.
+#[inline]
+#[target_feature(enable = "avx512f")]
+#[allow(unsafe_code)]
+unsafe fn transposed<const D: usize>(src: *const u32, n: usize) -> [__m512i; D] {
+    let (index, from) = const { transpose_plan::<D>() };
+    let mut loaded = [_mm512_setzero_si512(); D];
+    for (r, reg) in loaded.iter_mut().enumerate() {
+        let left = n.saturating_sub(16 * r).min(16);
+        let mask = ((1u32 << left) - 1) as u16;
+        // SAFETY: the lanes of `mask` are values `16r + i < n`.
+        *reg = unsafe { _mm512_maskz_loadu_epi32(mask, src.add(16 * r).cast()) };
+    }
+    let mut out = [_mm512_setzero_si512(); D];
+    for c in 0..D {
+        let index: __m512i = bytemuck::cast(index[c]);
+        for r in 0..D {
+            out[c] = _mm512_mask_permutexvar_epi32(out[c], from[c][r], index, loaded[r]);
+        }
+    }
+    out
+}
+
+/// New states of positions `nodes` of a one-chain categorical block of `K ≤ MAX_K`
+/// categories with pairwise categorical terms only (`out.cats[j − nodes.start]`), exactly
+/// as the portable kernel's one-chain path computes them.
+///
+/// Sixteen consecutive positions are the sixteen lanes of a batch, as in the portable
+/// path: the biases are gathered into `K` registers, and the CSR entries are taken in
+/// step, entry `e` of every lane at once (masked off in lanes with fewer). Per entry the
+/// tails and their state bytes are gathered; where every entry names one table (Potts),
+/// its `K` rows stay in registers and each category's column is one permutation, and
+/// otherwise each lane's table row is gathered, `K + 2` gathers. The logits are then
+/// those of the portable path (which adds the same column values in the same order; it
+/// adds nothing for a state outside the table where this adds the row's zero padding,
+/// which differs at most in the sign of a zero logit), and [`softmax16`] draws the
+/// portable path's categories from them.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,vaes,avx2,fma,aes")]
+#[allow(unsafe_code)]
+fn cat_nodes_one_chain<const K: usize>(job: Job<'_>) {
+    const L: usize = NODE_LANES;
+    let Job {
+        terms: t,
+        start: _,
+        draw,
+        nodes,
+        state,
+        out,
+    } = job;
+    let len = t.cat_off.len() - 1;
+    let rk = round_keys(draw.key.bytes());
+    let blocks = node_blocks(draw.chain0, draw.update.counter_hi());
+    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let shared = t.cat_table.is_empty();
+    // The one table's rows (zero where the block has no entries).
+    let rows: [__m512; K] = std::array::from_fn(|c| match t.cat_tables.first() {
+        Some(table) if shared => bytemuck::cast(t.cat_rows[table.row as usize + c]),
+        _ => _mm512_setzero_ps(),
+    });
+    let cats = state.cats;
+    // Tails below this one can be gathered as the low byte of four (`cats` has room).
+    let whole = _mm512_set1_epi32(i32::try_from(cats.len().saturating_sub(3)).expect("checked"));
+    let low_byte = _mm512_set1_epi32(0xff);
+    // Per table, the `i32` index of its `row` field.
+    let table_size = _mm512_set1_epi32((size_of::<CatTable>() / 4) as i32);
+    let row_field = _mm512_set1_epi32((std::mem::offset_of!(CatTable, row) / 4) as i32);
+    for g in nodes.start / L..nodes.end.div_ceil(L) {
+        let g0 = g * L;
+        // Lanes of positions in the block (the others are drawn from zeros, not stored).
+        let live: u16 = if g0 + L <= len {
+            u16::MAX
+        } else {
+            (1u16 << (len - g0)) - 1
+        };
+        // SAFETY (every gather and masked load below): each reads only its mask's lanes,
+        // at indices inside the slice it names: positions `g0 + l < len` of `bias` (`K`
+        // each) and of `cat_off` (`len + 1`), entries below `cat_off[len] =
+        // cat_idx.len() = cat_table.len()` (or `cat_table` is empty and unread), the
+        // tables their ids name, rows `row + c < cat_rows.len()` of 16 floats, and
+        // tails, engine nodes of the tile, below `cats.len() − 3` (four bytes).
+        let n_live = live.count_ones() as usize;
+        let mut theta: [__m512; K] = if K <= 8 {
+            let b: [__m512i; K] =
+                unsafe { transposed::<K>(t.bias.as_ptr().add(g0 * K).cast(), n_live * K) };
+            let mut theta = [_mm512_setzero_ps(); K];
+            for (th, b) in theta.iter_mut().zip(b) {
+                *th = _mm512_castsi512_ps(b);
+            }
+            theta
+        } else {
+            std::array::from_fn(|c| unsafe {
+                let base = t.bias.as_ptr().add(g0 * K + c);
+                let index = _mm512_mullo_epi32(lane, _mm512_set1_epi32(K as i32));
+                _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), live, index, base.cast())
+            })
+        };
+        let (off, end) = unsafe {
+            let at = t.cat_off.as_ptr().add(g0);
+            (
+                _mm512_maskz_loadu_epi32(live, at.cast()),
+                _mm512_maskz_loadu_epi32(live, at.add(1).cast()),
+            )
+        };
+        let degree = _mm512_sub_epi32(end, off);
+        let most = _mm512_reduce_max_epu32(degree);
+        // Where every live lane has `d ≤ 4` entries and the lanes' entries follow one
+        // another (a lattice), the tails are `d` rows of one block of `cat_idx`.
+        let d = most as usize;
+        let regular = d <= 4
+            && _mm512_mask_cmpneq_epi32_mask(live, degree, _mm512_set1_epi32(most as i32)) == 0
+            && _mm512_mask_cmpneq_epi32_mask(
+                live,
+                off,
+                _mm512_add_epi32(
+                    _mm512_set1_epi32(t.cat_off[g0] as i32),
+                    _mm512_mullo_epi32(lane, degree),
+                ),
+            ) == 0;
+        let mut tails = [_mm512_setzero_si512(); 4];
+        if regular {
+            let at = unsafe { t.cat_idx.as_ptr().add(t.cat_off[g0] as usize) };
+            let n = n_live * d;
+            unsafe {
+                match d {
+                    1 => tails[..1].copy_from_slice(&transposed::<1>(at, n)),
+                    2 => tails[..2].copy_from_slice(&transposed::<2>(at, n)),
+                    3 => tails[..3].copy_from_slice(&transposed::<3>(at, n)),
+                    4 => tails = transposed::<4>(at, n),
+                    _ => {}
+                }
+            }
+        }
+        for e in 0..most as i32 {
+            let pos = _mm512_add_epi32(off, _mm512_set1_epi32(e));
+            let m = _mm512_cmplt_epu32_mask(pos, end);
+            let zero = _mm512_setzero_si512();
+            let tail = if regular {
+                tails[e as usize]
+            } else {
+                unsafe { _mm512_mask_i32gather_epi32::<4>(zero, m, pos, t.cat_idx.as_ptr().cast()) }
+            };
+            // Tails that follow one another (most rows of a lattice's block) are one
+            // load of 16 bytes; others are gathered.
+            let t0 = _mm512_cvtsi512_si32(tail) as usize;
+            let consecutive = m & 1 == 1
+                && _mm512_mask_cmpneq_epi32_mask(
+                    m,
+                    tail,
+                    _mm512_add_epi32(_mm512_set1_epi32(t0 as i32), lane),
+                ) == 0;
+            let near = if consecutive {
+                m
+            } else {
+                _mm512_mask_cmplt_epi32_mask(m, tail, whole)
+            };
+            let mut x = if consecutive {
+                _mm512_cvtepu8_epi32(unsafe {
+                    _mm_maskz_loadu_epi8(m, cats.as_ptr().add(t0).cast())
+                })
+            } else {
+                let four = unsafe {
+                    _mm512_mask_i32gather_epi32::<1>(zero, near, tail, cats.as_ptr().cast())
+                };
+                _mm512_and_si512(four, low_byte)
+            };
+            if near != m {
+                // Tails among the last three bytes: one by one.
+                let mut lanes: [u32; L] = bytemuck::cast(x);
+                let tails: [u32; L] = bytemuck::cast(tail);
+                for l in (0..L).filter(|&l| (m & !near) >> l & 1 == 1) {
+                    lanes[l] = u32::from(cats[tails[l] as usize]);
+                }
+                x = bytemuck::cast(lanes);
+            }
+            if shared {
+                for (th, row) in theta.iter_mut().zip(&rows) {
+                    *th = _mm512_mask_add_ps(*th, m, *th, _mm512_permutexvar_ps(x, *row));
+                }
+            } else {
+                let row = unsafe {
+                    let id =
+                        _mm512_mask_i32gather_epi32::<4>(zero, m, pos, t.cat_table.as_ptr().cast());
+                    let at = _mm512_add_epi32(_mm512_mullo_epi32(id, table_size), row_field);
+                    _mm512_mask_i32gather_epi32::<4>(zero, m, at, t.cat_tables.as_ptr().cast())
+                };
+                let mut at = _mm512_add_epi32(_mm512_slli_epi32::<4>(row), x);
+                for th in &mut theta {
+                    let v = unsafe {
+                        _mm512_mask_i32gather_ps::<4>(
+                            _mm512_setzero_ps(),
+                            m,
+                            at,
+                            t.cat_rows.as_ptr().cast(),
+                        )
+                    };
+                    *th = _mm512_mask_add_ps(*th, m, *th, v);
+                    at = _mm512_add_epi32(at, _mm512_set1_epi32(L as i32));
+                }
+            }
+        }
+        let words = node_words(&rk, blocks, (g0 / 4) as u32);
+        let [drawn] = softmax16::<K, 1>(&[theta], &[words]);
+        let (lo, hi) = (g0.max(nodes.start), (g0 + L).min(nodes.end));
+        out.cats[lo - nodes.start..hi - nodes.start].copy_from_slice(&drawn[lo - g0..hi - g0]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{MAX_K, detected, supports, try_update};
@@ -537,6 +782,14 @@ mod tests {
         Some(())
     }
 
+    /// `fb` with every pairwise entry naming its first table (as in a Potts model): the
+    /// tails of other sizes then have states outside the table, or beyond its columns.
+    fn shared_table(fb: &FusedBlock) -> FusedBlock {
+        let mut fb = fb.clone();
+        fb.terms.cat_table.clear();
+        fb
+    }
+
     #[test]
     fn the_avx512_categorical_kernel_matches_the_portable_one() {
         // The AVX2 kernel's blocks (tails of 2–8 categories), every k up to 8.
@@ -557,11 +810,85 @@ mod tests {
         }
     }
 
+    /// A categorical block of `len` positions and `k` categories in which every position
+    /// has `d` pairwise entries, stored one position after another as in a lattice: entry
+    /// `e` of position `j` is tail `(stride · j + 5e) mod n_tails` (consecutive tails for
+    /// `stride` 1, wrapping at the end), with its own random table.
+    fn lattice_block(
+        seed: u64,
+        len: usize,
+        n_tails: usize,
+        k: usize,
+        d: usize,
+        stride: usize,
+    ) -> FusedBlock {
+        let mut rng = Key::new(seed).chain_rngs(1).remove(0);
+        let mut uniform = |s: f32| (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * 2.0 * s;
+        let mut t = Terms {
+            gen_off: vec![0; len + 1],
+            ..Terms::default()
+        };
+        t.cat_off.push(0);
+        for j in 0..len {
+            for _ in 0..k {
+                t.bias.push(uniform(3.0));
+            }
+            for e in 0..d {
+                let node = (stride * j + 5 * e) % n_tails;
+                let kp = narrow_tail_k(node);
+                t.cat_idx.push(node as u32);
+                let w: Vec<f32> = (0..k * kp).map(|_| uniform(2.0)).collect();
+                let id = t.add_cat_table(k, kp, &w);
+                t.cat_table.push(id);
+            }
+            t.cat_off.push(t.cat_idx.len() as u32);
+        }
+        FusedBlock {
+            block: 2,
+            head: Head::Cat(k),
+            start: 0,
+            len,
+            terms: t,
+        }
+    }
+
+    #[test]
+    fn the_one_chain_kernel_matches_the_portable_one() {
+        // Lattice-like blocks: the tails as rows of `cat_idx` (degree up to 4; 5 gathers),
+        // consecutive tails as one load (stride 1) or gathered (stride 3).
+        for k in [1, 3, 5, 8, 11] {
+            for d in 1..=5 {
+                for stride in [1, 3] {
+                    let seed = 500 + 100 * k as u64 + 10 * d as u64 + stride as u64;
+                    let fb = lattice_block(seed, 45, 50, k, d, stride);
+                    kernel_agrees::<1>(&fb, 50, narrow_tail_k, seed);
+                    kernel_agrees::<1>(&shared_table(&fb), 50, narrow_tail_k, seed + 1);
+                }
+            }
+        }
+        // Per-entry tables (gathered rows) and one shared table (rows in registers); the
+        // last three tail nodes' states are read one by one.
+        for k in 1..=8 {
+            let fb = random_block(60 + k as u64, 37, 50, Some(k));
+            kernel_agrees::<1>(&fb, 50, narrow_tail_k, 300 + k as u64);
+            kernel_agrees::<1>(&shared_table(&fb), 50, narrow_tail_k, 400 + k as u64);
+        }
+        for k in 1..=MAX_K {
+            for (i, scale) in [3.0f32, 60.0, 1e4].into_iter().enumerate() {
+                let seed = 2000 + 10 * k as u64 + i as u64;
+                // Longer than a batch, and not a multiple of one.
+                let fb = wide_block(seed, 45, 61, k, scale);
+                kernel_agrees::<1>(&fb, 61, wide_tail_k, seed);
+                kernel_agrees::<1>(&shared_table(&fb), 61, wide_tail_k, seed + 5);
+            }
+        }
+    }
+
     #[test]
     fn other_blocks_are_handed_back() {
         let fb = wide_block(1, 20, 30, 16, 1.0);
-        assert!(supports::<16>(&fb) && supports::<64>(&fb));
-        assert!(!supports::<1>(&fb), "one-chain tiles");
+        assert!(supports::<1>(&fb) && supports::<16>(&fb) && supports::<64>(&fb));
+        assert!(!supports::<4>(&fb), "tiles of 4 chains");
         let wide_head = wide_block(2, 20, 30, 17, 1.0);
         assert!(!supports::<64>(&wide_head), "17 categories");
         let mut wide_tail = wide_block(3, 20, 30, 4, 1.0);

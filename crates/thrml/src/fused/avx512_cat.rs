@@ -485,6 +485,7 @@ fn cat_nodes_one_chain<const K: usize>(job: Job<'_>) {
     // Tails below this one can be gathered as the low byte of four (`cats` has room).
     let whole = _mm512_set1_epi32(i32::try_from(cats.len().saturating_sub(3)).expect("checked"));
     let low_byte = _mm512_set1_epi32(0xff);
+    let past_rows = _mm512_set1_epi32(L as i32);
     // Per table, the `i32` index of its `row` field.
     let table_size = _mm512_set1_epi32((size_of::<CatTable>() / 4) as i32);
     let row_field = _mm512_set1_epi32((std::mem::offset_of!(CatTable, row) / 4) as i32);
@@ -577,13 +578,15 @@ fn cat_nodes_one_chain<const K: usize>(job: Job<'_>) {
             } else {
                 _mm512_mask_cmplt_epi32_mask(m, tail, whole)
             };
+            // `x` is 16 in the lanes without entry `e`: a lookup past every table row,
+            // which the two-table permutation below answers with `+0`.
             let mut x = if consecutive {
-                _mm512_cvtepu8_epi32(unsafe {
+                _mm512_mask_cvtepu8_epi32(past_rows, m, unsafe {
                     _mm_maskz_loadu_epi8(m, cats.as_ptr().add(t0).cast())
                 })
             } else {
                 let four = unsafe {
-                    _mm512_mask_i32gather_epi32::<1>(zero, near, tail, cats.as_ptr().cast())
+                    _mm512_mask_i32gather_epi32::<1>(past_rows, near, tail, cats.as_ptr().cast())
                 };
                 _mm512_and_si512(four, low_byte)
             };
@@ -598,7 +601,8 @@ fn cat_nodes_one_chain<const K: usize>(job: Job<'_>) {
             }
             if shared {
                 for (th, row) in theta.iter_mut().zip(&rows) {
-                    *th = _mm512_mask_add_ps(*th, m, *th, _mm512_permutexvar_ps(x, *row));
+                    let v = _mm512_permutex2var_ps(*row, x, _mm512_setzero_ps());
+                    *th = _mm512_add_ps(*th, v);
                 }
             } else {
                 let row = unsafe {
@@ -617,7 +621,7 @@ fn cat_nodes_one_chain<const K: usize>(job: Job<'_>) {
                             t.cat_rows.as_ptr().cast(),
                         )
                     };
-                    *th = _mm512_mask_add_ps(*th, m, *th, v);
+                    *th = _mm512_add_ps(*th, v);
                     at = _mm512_add_epi32(at, _mm512_set1_epi32(L as i32));
                 }
             }

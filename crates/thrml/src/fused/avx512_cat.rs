@@ -36,8 +36,13 @@
 //! the `f64` draw (all but about 10⁻⁵ of the lanes) and from the `f64` sums otherwise
 //! (`softmax16`).
 //!
-//! `the_avx512_categorical_kernel_matches_the_portable_one` checks the output against the
-//! portable kernel's.
+//! One-chain tiles run on `cat_nodes_one_chain` instead: sixteen positions of the block
+//! are the sixteen lanes, their biases and (on lattices) their tails are transposed in
+//! registers, and their tails' states are loaded or gathered.
+//!
+//! `the_avx512_categorical_kernel_matches_the_portable_one` and
+//! `the_one_chain_kernel_matches_the_portable_one` check the output against the portable
+//! kernel's.
 
 use std::arch::x86_64::*;
 
@@ -450,15 +455,27 @@ unsafe fn transposed<const D: usize>(src: *const u32, n: usize) -> [__m512i; D] 
 /// as the portable kernel's one-chain path computes them.
 ///
 /// Sixteen consecutive positions are the sixteen lanes of a batch, as in the portable
-/// path: the biases are gathered into `K` registers, and the CSR entries are taken in
-/// step, entry `e` of every lane at once (masked off in lanes with fewer). Per entry the
-/// tails and their state bytes are gathered; where every entry names one table (Potts),
-/// its `K` rows stay in registers and each category's column is one permutation, and
-/// otherwise each lane's table row is gathered, `K + 2` gathers. The logits are then
-/// those of the portable path (which adds the same column values in the same order; it
-/// adds nothing for a state outside the table where this adds the row's zero padding,
-/// which differs at most in the sign of a zero logit), and [`softmax16`] draws the
-/// portable path's categories from them.
+/// path, and the CSR entries are taken in step, entry `e` of every lane at once:
+///
+/// * the biases, `16 · K` consecutive floats for `K ≤ 8`, are loaded and transposed in
+///   registers ([`transposed`]; gathered for more categories);
+/// * where all 16 positions have the same `d ≤ 4` entries, stored one position after
+///   another (a lattice), their tails are `d` transposed rows of `cat_idx`; otherwise
+///   each entry's tails are gathered;
+/// * consecutive tails (about 90 % of the rows of the Potts workload's blocks) are one
+///   16-byte load of their states; others are gathered, four bytes each;
+/// * where every entry names one table (Potts), its `K` rows stay in registers and each
+///   category's column is one permutation; otherwise each lane's table row is gathered,
+///   `K + 2` gathers. A lane without entry `e` looks up column 16, past the rows, which
+///   the two-table permutation (or the masked gather) answers with `+0`.
+///
+/// The logits are then those of the portable path, which adds the same column values in
+/// the same order; it adds nothing where this adds `+0` (a lane without the entry, or a
+/// state outside the table, whose row is zero-padded), which differs at most in the
+/// sign of a zero logit. [`softmax16`] then draws the portable path's categories.
+///
+/// Potts (5 states, 256×256) in one chain on Zen 4: about 0.17 flips/ns on one thread
+/// and 0.32 on two, where the portable path ran at 0.05 and 0.08.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,vaes,avx2,fma,aes")]
 #[allow(unsafe_code)]
 fn cat_nodes_one_chain<const K: usize>(job: Job<'_>) {

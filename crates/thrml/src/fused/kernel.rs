@@ -116,8 +116,8 @@ pub(crate) fn one_chain_masks(plan: &FusedPlan) -> Option<NeighbourMasks> {
 /// over tails of up to 8, in tiles of 16 or 64 chains) run on the AVX2 kernels where the
 /// CPU has AVX2, FMA and AES (`avx2::supports`); where the CPU has AVX-512 and VAES,
 /// pairwise spin blocks on the AVX-512 kernels (`avx512::supports`) and pairwise
-/// categorical blocks of up to 16 categories over tails of up to 16, in tiles of 16 or 64
-/// chains, on the AVX-512 categorical kernel (`avx512_cat::supports`) instead;
+/// categorical blocks of up to 16 categories over tails of up to 16, in tiles of 1, 16 or
+/// 64 chains, on the AVX-512 categorical kernels (`avx512_cat::supports`) instead;
 /// everything else on the portable kernel. All give the same bits.
 pub(crate) fn update_nodes<const W: usize>(
     fb: &FusedBlock,

@@ -74,11 +74,14 @@
 //! at a time are looked up with two-table byte permutations instead of gathers (on Zen 4
 //! the gathers took 60 % of the AVX2 one-chain kernel's time); each 1,024-spin window is a
 //! compare and one masked permutation per 64 neighbours, about 12 instructions per flip on
-//! Pegasus(14). One-chain categorical tiles run on the portable kernel, 16 nodes at a time
-//! in the lanes of one softmax batch, each pairwise entry adding its table's column of the
-//! tail's state (`K` adds, not `K · K'` masked ones): Potts in one chain at about
-//! 0.05 flips/ns on one Zen 4 thread and 0.08 on two, where a node at a time with masked
-//! adds ran at 0.004 and 0.007.
+//! Pegasus(14). One-chain categorical tiles draw 16 nodes at a time in the lanes of one
+//! softmax batch, each pairwise entry adding its table's column of the tail's state (`K`
+//! adds, not `K · K'` masked ones). With AVX-512 and pairwise terms only they run on
+//! `avx512_cat.rs`'s one-chain kernel, which transposes the biases (and a lattice's tails)
+//! in registers and loads consecutive tails' states at once: Potts in one chain at about
+//! 0.17 flips/ns on one Zen 4 thread and 0.32 on two. Elsewhere the portable kernel does
+//! the same in scalar lanes, at 0.05 and 0.08 there (a node at a time with masked adds
+//! ran at 0.004 and 0.007).
 //!
 //! # Cost
 //!

@@ -46,7 +46,7 @@ pub enum KindSpec {
         categories: usize,
     },
     /// Continuous (Gaussian) nodes: one `f32` each, sampled by
-    /// [`GaussianGibbsConditional`](crate::GaussianGibbsConditional).
+    /// [`GaussianGibbsConditional`].
     Continuous,
 }
 

@@ -238,7 +238,7 @@ pub fn site_word(key: &WordKey, update: BlockUpdate, chain: u32, node: u64) -> u
 /// The random words of nodes `nodes` and chains `chains` at `update`, chain-minor:
 /// `out[(j − nodes.start) · chains.len() + (c − chains.start)] == site_word(key, update, c, j)`.
 ///
-/// Encrypts the blocks of the rectangle [`FILL_BLOCKS`] at a time: across consecutive
+/// Encrypts the blocks of the rectangle `FILL_BLOCKS` at a time: across consecutive
 /// chains of one node quad when there are many chains, otherwise across the node quads of
 /// one chain. Every word is used unless `nodes` starts or ends inside a quad.
 ///

@@ -475,6 +475,54 @@ fn potts_ring() {
 }
 
 #[test]
+fn potts_ring_in_one_chain() {
+    // One chain draws its categoricals 16 positions at a time (the lanes of one batch),
+    // here 3 of them per block: per-edge tables, and one symmetric table shared by every
+    // edge (a Potts model's case).
+    let k = 3;
+    let c = Node::many(NodeKind::CATEGORICAL, 6);
+    let next: Vec<Node> = (0..6).map(|i| c[(i + 1) % 6]).collect();
+    let perturbation = weights(&[6, k, k], 35, 0.2);
+    let one = weights(&[1, k, k], 36, 0.8);
+    let run = Run {
+        chains: 1,
+        warmup: 50,
+        samples: 100_000,
+        steps: 4,
+        seed: 3,
+    };
+    for shared in [false, true] {
+        let couplings = ArrayD::from_shape_fn(IxDyn(&[6, k, k]), |i| {
+            // Symmetric, so that both directions of every edge name one table.
+            let (a, b) = (i[1].min(i[2]), i[1].max(i[2]));
+            let base = if a == b { 0.7 } else { 0.0 } + one[[0, a, b]];
+            if shared {
+                base
+            } else {
+                base + perturbation[&i]
+            }
+        });
+        let ring =
+            SquareCategoricalEBMFactor::new(vec![block(&c), block(&next)], couplings).unwrap();
+        let bias = CategoricalEBMFactor::new(vec![block(&c)], weights(&[6, k], 37, 0.5)).unwrap();
+        let model = Model::new(
+            categoricals(&c, k),
+            vec![],
+            vec![Arc::new(ring), Arc::new(bias)],
+        );
+        let even_odd = vec![
+            SuperBlock::from(block(&[c[0], c[2], c[4]])),
+            SuperBlock::from(block(&[c[1], c[3], c[5]])),
+        ];
+        model.check(
+            &format!("Potts ring K=3, one chain, shared table {shared}"),
+            even_odd,
+            run,
+        );
+    }
+}
+
+#[test]
 fn categorical_triplet_with_clamped_neighbour() {
     let k = 3;
     let c = Node::many(NodeKind::CATEGORICAL, 4);

@@ -475,6 +475,42 @@ fn potts_ring() {
 }
 
 #[test]
+fn spins_coupled_to_categoricals() {
+    // As in the benchmark's mixed workload: a spin ring whose spins each couple to one
+    // categorical (pairwise spin × categorical rows), so that the spin blocks run on the
+    // spin kernel with those couplings.
+    let s = Node::many(NodeKind::SPIN, 4);
+    let c = Node::many(NodeKind::CATEGORICAL, 2);
+    let k = 3;
+    let next: Vec<Node> = (0..4).map(|i| s[(i + 1) % 4]).collect();
+    let owner = [c[0], c[0], c[1], c[1]];
+    let factors: Factors = vec![
+        Arc::new(
+            SpinEBMFactor::new(vec![block(&s), block(&next)], weights(&[4], 51, 0.7)).unwrap(),
+        ),
+        Arc::new(
+            DiscreteEBMFactor::new(
+                vec![block(&s)],
+                vec![block(&owner)],
+                weights(&[4, k], 52, 0.9),
+            )
+            .unwrap(),
+        ),
+        Arc::new(SpinEBMFactor::new(vec![block(&s)], weights(&[4], 53, 0.4)).unwrap()),
+        Arc::new(CategoricalEBMFactor::new(vec![block(&c)], weights(&[2, k], 54, 0.5)).unwrap()),
+    ];
+    let mut free = spins(&s);
+    free.extend(categoricals(&c, k));
+    let model = Model::new(free, vec![], factors);
+    let blocks = vec![
+        SuperBlock::from(block(&[s[0], s[2]])),
+        SuperBlock::from(block(&[s[1], s[3]])),
+        SuperBlock::from(block(&c)),
+    ];
+    model.check("spins coupled to categoricals", blocks, RUN);
+}
+
+#[test]
 fn potts_ring_in_one_chain() {
     // One chain draws its categoricals 16 positions at a time (the lanes of one batch),
     // here 3 of them per block: per-edge tables, and one symmetric table shared by every

@@ -18,6 +18,12 @@
 //! `the_avx512_kernel_matches_the_portable_one` checks it, and the unit tests check the
 //! AES words and the decisions against their scalar definitions.
 //!
+//! In tiles of 16 or 64 chains a spin may also couple to categoricals, one each per term
+//! (`Terms::gen_cat_rows`, the mixed workload's spins): the term's row of at most 16
+//! weights is one register, and the categorical's 16 state bytes select each chain's
+//! weight with one permutation, added after the couplings as the portable kernel adds
+//! its general terms.
+//!
 //! One node of a 64-chain tile is only four such chains of dependent adds, and four of the
 //! decision's: too few to hide their latency, so `spin_nodes` takes two tiles at once
 //! where the engine pairs them (eight of each; `try_update_pair`).
@@ -29,6 +35,7 @@
 use std::arch::x86_64::*;
 
 use super::avx2::{Job, round_keys128};
+use super::avx512_cat::bytes16;
 use super::plan::{FusedBlock, Head, NODE_LANES};
 use crate::kernels::math::{C1, C2, C3, C4, C5, SPIN_EXP_MAX, SPIN_EXP_MIN, SPIN_EXP_SCALE};
 
@@ -56,10 +63,12 @@ fn one_chain_detected() -> bool {
 const MAX_WINDOWS: usize = 8;
 
 /// Whether block `fb` in tiles of `W` chains runs here: spin blocks with pairwise terms
-/// only, in tiles of 16 or 64 chains, or of one chain over at most `1024 · MAX_WINDOWS`
-/// spins.
+/// (and, in tiles of 16 or 64 chains, couplings to one categorical each:
+/// [`Terms::gen_cat_rows`](super::plan::Terms::gen_cat_rows)), in tiles of 16 or 64
+/// chains, or of one chain over at most `1024 · MAX_WINDOWS` spins.
 pub(super) fn supports<const W: usize>(fb: &FusedBlock, n_spins: usize) -> bool {
-    fb.terms.general.is_empty()
+    let general = fb.terms.general.is_empty() || (W > 1 && fb.terms.gen_cat_rows);
+    general
         && fb.head == Head::Spin
         && (W == 16 || W == 64 || (W == 1 && n_spins <= 1024 * MAX_WINDOWS))
 }
@@ -390,6 +399,7 @@ fn spin_nodes<const W: usize, const T: usize>(jobs: [Job<'_>; T]) {
     let quarters: [&[[u16; 4]]; T] =
         std::array::from_fn(|x| bytemuck::cast_slice(jobs[x].state.bits));
     let chain0: [u32; T] = std::array::from_fn(|x| jobs[x].draw.chain0);
+    let cats: [&[u8]; T] = std::array::from_fn(|x| jobs[x].state.cats);
     // Group `f` is chains `16 · (f mod groups)` on of tile `f / groups`: its first chain,
     // and its uniforms for the nodes of quad `quad`.
     let group_chain0 = |f: usize| chain0[f / groups].wrapping_add(16 * (f % groups) as u32);
@@ -444,6 +454,22 @@ fn spin_nodes<const W: usize, const T: usize>(jobs: [Job<'_>; T]) {
                         *a = a.map(|b| _mm512_aesenc_epi128(b, rk[round]));
                     }
                     round += 1;
+                }
+            }
+            // Couplings to a categorical: its state's weight, one permutation per group.
+            for i in t.gen_off[jj] as usize..t.gen_off[jj + 1] as usize {
+                let w = t.gen_row(i);
+                let on = ((1u32 << w.len()) - 1) as u16;
+                #[allow(unsafe_code)]
+                // SAFETY: reads the `w.len() ≤ 16` floats of `w` (`gen_cat_rows`).
+                let row = unsafe { _mm512_maskz_loadu_ps(on, w.as_ptr()) };
+                let node = t.gen_cat[t.general[i].cats.0 as usize].0 as usize;
+                for (x, cats) in cats.iter().enumerate() {
+                    for g in 0..groups {
+                        let states = bytes16(&cats[node * W + 16 * g..]);
+                        let a = &mut acc[x * groups + g];
+                        *a = _mm512_add_ps(*a, _mm512_permutexvar_ps(states, row));
+                    }
                 }
             }
             for a in aes.iter_mut().take(n_aes) {
@@ -610,7 +636,7 @@ mod tests {
     use crate::fused::avx2::Job;
     use crate::fused::kernel::tests::random_block;
     use crate::fused::kernel::{Draw, Out, Scratch, TileState, update_nodes_portable};
-    use crate::fused::plan::FusedBlock;
+    use crate::fused::plan::{FusedBlock, GenTerm};
     use crate::kernels::aes::{BlockUpdate, WordKey, site_word};
     use crate::kernels::math::{SPIN_EXP_MAX, SPIN_EXP_MIN, exp2_fma, spin_up};
     use crate::rng::Key;
@@ -805,15 +831,54 @@ mod tests {
         fb
     }
 
-    fn kernel_agrees<const W: usize>(seed: u64, len: usize, n_tails: usize) {
-        let fb = spread_block(seed, len, n_tails);
+    /// Categories of categorical node `c` in [`with_cat_couplings`]: 1 to 16.
+    fn coupled_k(c: usize) -> usize {
+        1 + (c * 5) % 16
+    }
+
+    /// `fb` with couplings to categoricals: position `j` gets `j mod 3` general terms,
+    /// each a row of weights over one of `n_cat` categorical nodes (some of them 0).
+    fn with_cat_couplings(mut fb: FusedBlock, seed: u64, n_cat: usize) -> FusedBlock {
+        let mut rng = Key::new(seed ^ 0xca7).chain_rngs(1).remove(0);
+        let t = &mut fb.terms;
+        t.gen_off = vec![0];
+        for j in 0..fb.len {
+            for e in 0..j % 3 {
+                let c = (j * 7 + e * 11) % n_cat;
+                t.gen_cat.push((c as u32, 1));
+                t.general.push(GenTerm {
+                    w_off: t.gen_w.len() as u32,
+                    head_stride: 0,
+                    spins: (0, 0),
+                    cats: (t.gen_cat.len() as u32 - 1, t.gen_cat.len() as u32),
+                });
+                for v in 0..coupled_k(c) {
+                    let w = (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * 6.0;
+                    t.gen_w.push(if v % 4 == 3 { 0.0 } else { w });
+                }
+            }
+            t.gen_off.push(t.general.len() as u32);
+        }
+        t.classify_general();
+        assert!(t.gen_cat_rows, "rows over one categorical");
+        fb
+    }
+
+    fn kernel_agrees<const W: usize>(seed: u64, len: usize, n_tails: usize, n_cat: usize) {
+        let mut fb = spread_block(seed, len, n_tails);
+        if n_cat > 0 {
+            fb = with_cat_couplings(fb, seed, n_cat);
+        }
         let mut rng = Key::new(seed).chain_rngs(1).remove(0);
         let bits: Vec<u64> = (0..n_tails)
             .map(|_| rng.next_u64() & (u64::MAX >> (64 - W)))
             .collect();
+        let cats: Vec<u8> = (0..n_cat * W)
+            .map(|i| (rng.next_u32() % coupled_k(i / W) as u32) as u8)
+            .collect();
         let state = TileState {
             bits: &bits,
-            cats: &[],
+            cats: &cats,
             masks: &[],
         };
         let key = WordKey::from_seed(seed);
@@ -871,32 +936,45 @@ mod tests {
     #[test]
     fn the_avx512_kernel_matches_the_portable_one() {
         for seed in [1, 2, 3] {
-            kernel_agrees::<16>(seed, 37, 50);
-            kernel_agrees::<64>(seed + 10, 37, 50);
+            kernel_agrees::<16>(seed, 37, 50, 0);
+            kernel_agrees::<64>(seed + 10, 37, 50, 0);
+            // Spins coupled to categoricals as well (the mixed workload's spins).
+            kernel_agrees::<16>(seed + 20, 37, 50, 9);
+            kernel_agrees::<64>(seed + 30, 37, 50, 9);
         }
     }
 
     #[test]
     fn the_pair_kernel_matches_the_portable_one_in_each_tile() {
         for seed in [4, 5] {
-            pair_agrees::<16>(seed, 37, 50);
-            pair_agrees::<64>(seed + 10, 37, 50);
+            pair_agrees::<16>(seed, 37, 50, 0);
+            pair_agrees::<64>(seed + 10, 37, 50, 0);
+            pair_agrees::<16>(seed + 20, 37, 50, 9);
+            pair_agrees::<64>(seed + 30, 37, 50, 9);
         }
     }
 
     /// Two tiles of different spins and first chains updated together by
     /// `try_update_pair` give, in each tile, the portable kernel's masks.
-    fn pair_agrees<const W: usize>(seed: u64, len: usize, n_tails: usize) {
-        let fb = spread_block(seed, len, n_tails);
+    fn pair_agrees<const W: usize>(seed: u64, len: usize, n_tails: usize, n_cat: usize) {
+        let mut fb = spread_block(seed, len, n_tails);
+        if n_cat > 0 {
+            fb = with_cat_couplings(fb, seed, n_cat);
+        }
         let mut rng = Key::new(seed).chain_rngs(1).remove(0);
         let bits: [Vec<u64>; 2] = std::array::from_fn(|_| {
             (0..n_tails)
                 .map(|_| rng.next_u64() & (u64::MAX >> (64 - W)))
                 .collect()
         });
+        let cats: [Vec<u8>; 2] = std::array::from_fn(|_| {
+            (0..n_cat * W)
+                .map(|i| (rng.next_u32() % coupled_k(i / W) as u32) as u8)
+                .collect()
+        });
         let state = |x: usize| TileState {
             bits: &bits[x],
-            cats: &[],
+            cats: &cats[x],
             masks: &[],
         };
         let key = WordKey::from_seed(seed);
@@ -964,7 +1042,7 @@ mod tests {
             (4, 300, 5000),
             (5, 90, 8192),
         ] {
-            kernel_agrees::<1>(seed, len, n_tails);
+            kernel_agrees::<1>(seed, len, n_tails, 0);
         }
     }
 

@@ -108,7 +108,7 @@ pub(super) fn try_update<'a, const W: usize>(fb: &FusedBlock, job: Job<'a>) -> R
 /// 16 state bytes zero-extended to the 16 `i32` lanes of a permutation index.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn bytes16(b: &[u8]) -> __m512i {
+pub(super) fn bytes16(b: &[u8]) -> __m512i {
     let b: [u8; 16] = b[..16].try_into().expect("16 bytes");
     _mm512_cvtepu8_epi32(bytemuck::cast(b))
 }

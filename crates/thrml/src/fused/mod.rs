@@ -61,7 +61,8 @@
 //! and the tests compare the two directly. On CPUs with AVX-512 (F, BW, VL, DQ) and VAES,
 //! pairwise spin blocks in tiles of 16 or 64 chains run on a 512-bit kernel
 //! (`avx512.rs`): a neighbour's 16 spins are a mask register and each coupling is one
-//! masked add, and the decision lands straight in a mask. Categorical blocks with
+//! masked add, and the decision lands straight in a mask (couplings of a spin to one
+//! categorical each are one permutation of a weight row by its state bytes). Categorical blocks with
 //! pairwise terms only, of up to 16 categories over tails of up to 16, in tiles of 16 or
 //! 64 chains, run on a 512-bit kernel of their own there (`avx512_cat.rs`): a table row
 //! of 16 entries is one register, so each category's lookup for 16 chains is one

@@ -110,6 +110,10 @@ pub(crate) struct Terms {
     pub gen_spin: Vec<u32>,
     pub gen_cat: Vec<(u32, u32)>,
     pub gen_w: Vec<f32>,
+    /// Whether every general term is a row of at most 16 weights over one categorical
+    /// tail, with no spin tails (a spin head's coupling to a categorical): what the
+    /// AVX-512 spin kernel adds with one permutation ([`Terms::classify_general`]).
+    pub gen_cat_rows: bool,
 }
 
 /// Nodes of one block updated together when a tile holds a single chain.
@@ -459,6 +463,7 @@ impl Ctx<'_> {
         }
         t.share_single_cat_table();
         t.shrink_to_fit();
+        t.classify_general();
         Some(t)
     }
 }
@@ -499,6 +504,26 @@ impl Terms {
         if self.cat_tables.len() == 1 {
             self.cat_table = Vec::new();
         }
+    }
+
+    /// The weights of general term `i`: its row of `gen_w`, up to the next term's.
+    pub(crate) fn gen_row(&self, i: usize) -> &[f32] {
+        let end = self
+            .general
+            .get(i + 1)
+            .map_or(self.gen_w.len(), |next| next.w_off as usize);
+        &self.gen_w[self.general[i].w_off as usize..end]
+    }
+
+    /// Set [`Terms::gen_cat_rows`] from the general terms.
+    pub(crate) fn classify_general(&mut self) {
+        self.gen_cat_rows = (0..self.general.len()).all(|i| {
+            let g = &self.general[i];
+            g.spins.0 == g.spins.1
+                && g.cats.1 == g.cats.0 + 1
+                && self.gen_cat[g.cats.0 as usize].1 == 1
+                && self.gen_row(i).len() <= NODE_LANES
+        });
     }
 
     /// Free the spare capacity the lists grew with.

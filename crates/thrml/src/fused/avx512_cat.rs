@@ -68,7 +68,7 @@ pub(super) fn supports<const W: usize>(fb: &FusedBlock) -> bool {
     let t = &fb.terms;
     matches!(fb.head, Head::Cat(k) if k <= MAX_K)
         && (W == 16 || W == 64 || (W == 1 && gathers_index(t)))
-        && t.general.is_empty()
+        && (t.general.is_empty() || (W > 1 && t.gen_spin_rows))
         && t.cat_tail_max <= MAX_K
 }
 
@@ -391,6 +391,19 @@ fn quad_groups<const W: usize, const K: usize, const G: usize>(
                 for (th, row) in th.iter_mut().zip(rows) {
                     let v = _mm512_permutexvar_ps(x, bytemuck::cast(*row));
                     *th = _mm512_add_ps(*th, v);
+                }
+            }
+        }
+        // Couplings to a spin: `±W[c]` by the sign of its 16 chains' spins.
+        for gt in &t.general[t.gen_off[j] as usize..t.gen_off[j + 1] as usize] {
+            let spins = state.bits[t.gen_spin[gt.spins.0 as usize] as usize];
+            let weights = &t.gen_w[gt.w_off as usize..];
+            for c in 0..K {
+                let w = splat(weights[c * gt.head_stride as usize]);
+                let minus_w = _mm512_xor_ps(w, splat(-0.0));
+                for (h, th) in theta.iter_mut().enumerate() {
+                    let up = (spins >> (16 * (g0 + h))) as u16;
+                    th[c] = _mm512_add_ps(th[c], _mm512_mask_blend_ps(up, minus_w, w));
                 }
             }
         }
@@ -740,8 +753,11 @@ mod tests {
         let cats: Vec<u8> = (0..n_tails * W)
             .map(|x| (rng.next_u32() % tail_k(x / W) as u32) as u8)
             .collect();
+        let bits: Vec<u64> = (0..SPIN_TAILS)
+            .map(|_| rng.next_u64() & (u64::MAX >> (64 - W)))
+            .collect();
         let state = TileState {
-            bits: &[],
+            bits: &bits,
             cats: &cats,
             masks: &[],
         };
@@ -803,6 +819,41 @@ mod tests {
         Some(())
     }
 
+    /// Spin nodes that [`with_spin_couplings`] couples to.
+    const SPIN_TAILS: usize = 13;
+
+    /// `fb` with couplings to spins: position `j` gets `j mod 4` general terms `±W[·]`,
+    /// each by the sign of one of [`SPIN_TAILS`] spins (some weights 0, and a head
+    /// stride of 1 or 2).
+    fn with_spin_couplings(mut fb: FusedBlock, seed: u64) -> FusedBlock {
+        let Head::Cat(k) = fb.head else {
+            unreachable!("a categorical block")
+        };
+        let mut rng = Key::new(seed ^ 0x5917).chain_rngs(1).remove(0);
+        let t = &mut fb.terms;
+        t.gen_off = vec![0];
+        for j in 0..fb.len {
+            for e in 0..j % 4 {
+                let stride = 1 + (j + e) % 2;
+                t.gen_spin.push(((j * 5 + e * 3) % SPIN_TAILS) as u32);
+                t.general.push(GenTerm {
+                    w_off: t.gen_w.len() as u32,
+                    head_stride: stride as u32,
+                    spins: (t.gen_spin.len() as u32 - 1, t.gen_spin.len() as u32),
+                    cats: (0, 0),
+                });
+                for i in 0..k * stride {
+                    let w = (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * 6.0;
+                    t.gen_w.push(if i % 5 == 2 { 0.0 } else { w });
+                }
+            }
+            t.gen_off.push(t.general.len() as u32);
+        }
+        t.classify_general();
+        assert!(t.gen_spin_rows, "signs of one spin");
+        fb
+    }
+
     /// `fb` with every pairwise entry naming its first table (as in a Potts model): the
     /// tails of other sizes then have states outside the table, or beyond its columns.
     fn shared_table(fb: &FusedBlock) -> FusedBlock {
@@ -828,6 +879,12 @@ mod tests {
                 kernel_agrees::<16>(&fb, 61, wide_tail_k, seed);
                 kernel_agrees::<64>(&fb, 61, wide_tail_k, seed + 5);
             }
+        }
+        // Couplings to spins as well (the mixed workload's categoricals).
+        for k in [1, 2, 4, 7, 16] {
+            let fb = with_spin_couplings(wide_block(3000 + k as u64, 45, 61, k, 3.0), k as u64);
+            kernel_agrees::<16>(&fb, 61, wide_tail_k, 3100 + k as u64);
+            kernel_agrees::<64>(&fb, 61, wide_tail_k, 3200 + k as u64);
         }
     }
 

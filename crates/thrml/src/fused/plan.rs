@@ -114,6 +114,10 @@ pub(crate) struct Terms {
     /// tail, with no spin tails (a spin head's coupling to a categorical): what the
     /// AVX-512 spin kernel adds with one permutation ([`Terms::classify_general`]).
     pub gen_cat_rows: bool,
+    /// Whether every general term is `±W[·]` by the sign of one spin tail, with no
+    /// categorical tails (a categorical head's coupling to a spin): what the AVX-512
+    /// categorical kernel adds with one blend per category ([`Terms::classify_general`]).
+    pub gen_spin_rows: bool,
 }
 
 /// Nodes of one block updated together when a tile holds a single chain.
@@ -515,7 +519,7 @@ impl Terms {
         &self.gen_w[self.general[i].w_off as usize..end]
     }
 
-    /// Set [`Terms::gen_cat_rows`] from the general terms.
+    /// Set [`Terms::gen_cat_rows`] and [`Terms::gen_spin_rows`] from the general terms.
     pub(crate) fn classify_general(&mut self) {
         self.gen_cat_rows = (0..self.general.len()).all(|i| {
             let g = &self.general[i];
@@ -524,6 +528,10 @@ impl Terms {
                 && self.gen_cat[g.cats.0 as usize].1 == 1
                 && self.gen_row(i).len() <= NODE_LANES
         });
+        self.gen_spin_rows = self
+            .general
+            .iter()
+            .all(|g| g.spins.1 == g.spins.0 + 1 && g.cats.0 == g.cats.1);
     }
 
     /// Free the spare capacity the lists grew with.

@@ -1,12 +1,13 @@
 //! The pairwise categorical kernel written out in AVX-512 and VAES instructions (x86-64).
 //!
-//! A categorical head of `K ≤ 16` categories whose terms are all pairwise categorical
-//! tables over tails of `K' ≤ 16` categories, per 16 chains (one `zmm` register per
-//! category):
+//! A categorical head of `K ≤ 16` categories whose terms are pairwise categorical tables
+//! over tails of `K' ≤ 16` categories and, in tiles of 16 or 64 chains, couplings to one
+//! spin each (`Terms::gen_spin_rows`), per 16 chains (one `zmm` register per category):
 //!
 //! ```text
 //! lookup j → i:     θ_c += permute(W_e[c, ·], x_j)       1 + 2K instructions per tail
 //!                   (x_j: the tail's 16 state bytes, zero-extended to 32 bits)
+//! spin s → i:       θ_c += s ? W[c] : −W[c]               2K, the blend by s's 16 bits
 //! weights:          w_c = 2^{(θ_c − max) · log₂e}       13 per category
 //! sums:             S_c = w_0 + … + w_c in f32 (and in two zmm of f64 where needed)
 //! draw:             x = #{c < K − 1 : S_c ≤ u · S_{K−1}}, compares into masks

@@ -449,19 +449,15 @@ fn three_spin_factors_with_pairs_and_biases() {
     model.check("3-spin factors, auto blocks", blocks, RUN);
 }
 
-#[test]
-fn potts_ring() {
-    let k = 3;
+/// A ring of 6 categoricals of `k` categories with pair tables `couplings` (`[6, k, k]`,
+/// edge `i` from node `i` to node `i + 1`) and biases from `bias_seed`, and its even and
+/// odd blocks.
+fn potts_ring_model(k: usize, couplings: ArrayD<f32>, bias_seed: u64) -> (Model, Vec<SuperBlock>) {
     let c = Node::many(NodeKind::CATEGORICAL, 6);
     let next: Vec<Node> = (0..6).map(|i| c[(i + 1) % 6]).collect();
-    // Identity-like couplings J_b · I plus a small perturbation.
-    let j = [0.9f32, -0.6, 0.8, 0.5, -0.7, 1.0];
-    let perturbation = weights(&[6, k, k], 31, 0.15);
-    let couplings = ArrayD::from_shape_fn(IxDyn(&[6, k, k]), |i| {
-        (if i[1] == i[2] { j[i[0]] } else { 0.0 }) + perturbation[&i]
-    });
     let ring = SquareCategoricalEBMFactor::new(vec![block(&c), block(&next)], couplings).unwrap();
-    let bias = CategoricalEBMFactor::new(vec![block(&c)], weights(&[6, k], 32, 0.5)).unwrap();
+    let bias =
+        CategoricalEBMFactor::new(vec![block(&c)], weights(&[6, k], bias_seed, 0.5)).unwrap();
     let model = Model::new(
         categoricals(&c, k),
         vec![],
@@ -471,6 +467,19 @@ fn potts_ring() {
         SuperBlock::from(block(&[c[0], c[2], c[4]])),
         SuperBlock::from(block(&[c[1], c[3], c[5]])),
     ];
+    (model, even_odd)
+}
+
+#[test]
+fn potts_ring() {
+    let k = 3;
+    // Identity-like couplings J_b · I plus a small perturbation.
+    let j = [0.9f32, -0.6, 0.8, 0.5, -0.7, 1.0];
+    let perturbation = weights(&[6, k, k], 31, 0.15);
+    let couplings = ArrayD::from_shape_fn(IxDyn(&[6, k, k]), |i| {
+        (if i[1] == i[2] { j[i[0]] } else { 0.0 }) + perturbation[&i]
+    });
+    let (model, even_odd) = potts_ring_model(k, couplings, 32);
     model.check("Potts ring K=3", even_odd, RUN);
 }
 
@@ -516,8 +525,6 @@ fn potts_ring_in_one_chain() {
     // here 3 of them per block: per-edge tables, and one symmetric table shared by every
     // edge (a Potts model's case).
     let k = 3;
-    let c = Node::many(NodeKind::CATEGORICAL, 6);
-    let next: Vec<Node> = (0..6).map(|i| c[(i + 1) % 6]).collect();
     let perturbation = weights(&[6, k, k], 35, 0.2);
     let one = weights(&[1, k, k], 36, 0.8);
     let run = Run {
@@ -538,18 +545,7 @@ fn potts_ring_in_one_chain() {
                 base + perturbation[&i]
             }
         });
-        let ring =
-            SquareCategoricalEBMFactor::new(vec![block(&c), block(&next)], couplings).unwrap();
-        let bias = CategoricalEBMFactor::new(vec![block(&c)], weights(&[6, k], 37, 0.5)).unwrap();
-        let model = Model::new(
-            categoricals(&c, k),
-            vec![],
-            vec![Arc::new(ring), Arc::new(bias)],
-        );
-        let even_odd = vec![
-            SuperBlock::from(block(&[c[0], c[2], c[4]])),
-            SuperBlock::from(block(&[c[1], c[3], c[5]])),
-        ];
+        let (model, even_odd) = potts_ring_model(k, couplings, 37);
         model.check(
             &format!("Potts ring K=3, one chain, shared table {shared}"),
             even_odd,

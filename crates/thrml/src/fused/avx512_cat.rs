@@ -687,18 +687,25 @@ mod tests {
         2 + node % 7
     }
 
+    /// Uniform values in `(−s, s)` from `seed`, and the terms of a categorical block of
+    /// `len` positions with no entries yet.
+    fn new_cat_block(seed: u64, len: usize) -> (impl FnMut(f32) -> f32, Terms) {
+        let mut rng = Key::new(seed).chain_rngs(1).remove(0);
+        let uniform = move |s: f32| (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * 2.0 * s;
+        let t = Terms {
+            gen_off: vec![0; len + 1],
+            cat_off: vec![0],
+            ..Terms::default()
+        };
+        (uniform, t)
+    }
+
     /// A random categorical block of `len` positions and `k` categories over `n_tails`
     /// tail nodes of 1–16 categories ([`wide_tail_k`]), with logits of size up to
     /// `scale`: zero table entries, `−∞` entries, positions whose biases are all `−∞`
     /// (with and without tails), and a position without tails.
     fn wide_block(seed: u64, len: usize, n_tails: usize, k: usize, scale: f32) -> FusedBlock {
-        let mut rng = Key::new(seed).chain_rngs(1).remove(0);
-        let mut uniform = |s: f32| (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * 2.0 * s;
-        let mut t = Terms {
-            gen_off: vec![0; len + 1],
-            ..Terms::default()
-        };
-        t.cat_off.push(0);
+        let (mut uniform, mut t) = new_cat_block(seed, len);
         for j in 0..len {
             for c in 0..k {
                 let b = match j % 9 {
@@ -901,13 +908,7 @@ mod tests {
         d: usize,
         stride: usize,
     ) -> FusedBlock {
-        let mut rng = Key::new(seed).chain_rngs(1).remove(0);
-        let mut uniform = |s: f32| (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * 2.0 * s;
-        let mut t = Terms {
-            gen_off: vec![0; len + 1],
-            ..Terms::default()
-        };
-        t.cat_off.push(0);
+        let (mut uniform, mut t) = new_cat_block(seed, len);
         for j in 0..len {
             for _ in 0..k {
                 t.bias.push(uniform(3.0));

@@ -532,7 +532,7 @@ fn cat_nodes_one_chain<const K: usize>(job: Job<'_>) {
         // at indices inside the slice it names: positions `g0 + l < len` of `bias` (`K`
         // each) and of `cat_off` (`len + 1`), entries below `cat_off[len] =
         // cat_idx.len() = cat_table.len()` (or `cat_table` is empty and unread), the
-        // tables their ids name, rows `row + c < cat_rows.len()` of 16 floats, and
+        // tables their ids name, rows `row + c` of 16 floats (the index clamped to `cat_rows`), and
         // tails, engine nodes of the tile, below `cats.len() − 3` (four bytes).
         let n_live = live.count_ones() as usize;
         let mut theta: [__m512; K] = if K <= 8 {
@@ -642,13 +642,15 @@ fn cat_nodes_one_chain<const K: usize>(job: Job<'_>) {
                     let at = _mm512_add_epi32(_mm512_mullo_epi32(id, table_size), row_field);
                     _mm512_mask_i32gather_epi32::<4>(zero, m, at, t.cat_tables.as_ptr().cast())
                 };
+                // (Clamped to the rows, so that no state, however wrong, reads past them.)
+                let last = _mm512_set1_epi32((t.cat_rows.len() * L).saturating_sub(1) as i32);
                 let mut at = _mm512_add_epi32(_mm512_slli_epi32::<4>(row), x);
                 for th in &mut theta {
                     let v = unsafe {
                         _mm512_mask_i32gather_ps::<4>(
                             _mm512_setzero_ps(),
                             m,
-                            at,
+                            _mm512_min_epu32(at, last),
                             t.cat_rows.as_ptr().cast(),
                         )
                     };

@@ -488,8 +488,8 @@ unsafe fn transposed<const D: usize>(src: *const u32, n: usize) -> [__m512i; D] 
 /// state outside the table, whose row is zero-padded), which differs at most in the
 /// sign of a zero logit. [`softmax16`] then draws the portable path's categories.
 ///
-/// Potts (5 states, 256×256) in one chain on Zen 4: about 0.17 flips/ns on one thread
-/// and 0.32 on two, where the portable path ran at 0.05 and 0.08.
+/// Potts (5 states, 256×256) in one chain on Zen 4: 0.17–0.21 flips/ns on one thread and
+/// 0.32–0.39 on two, where the portable path ran at 0.05–0.07 and 0.08–0.13.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,vaes,avx2,fma,aes")]
 #[allow(unsafe_code)]
 fn cat_nodes_one_chain<const K: usize>(job: Job<'_>) {
@@ -532,8 +532,9 @@ fn cat_nodes_one_chain<const K: usize>(job: Job<'_>) {
         // at indices inside the slice it names: positions `g0 + l < len` of `bias` (`K`
         // each) and of `cat_off` (`len + 1`), entries below `cat_off[len] =
         // cat_idx.len() = cat_table.len()` (or `cat_table` is empty and unread), the
-        // tables their ids name, rows `row + c` of 16 floats (the index clamped to `cat_rows`), and
-        // tails, engine nodes of the tile, below `cats.len() − 3` (four bytes).
+        // tables their ids name, rows `row + c` of 16 floats (the index clamped to
+        // `cat_rows`), and tails, engine nodes of the tile, below `cats.len() − 3` (four
+        // bytes) or, consecutive, below `cats.len()` (one byte each).
         let n_live = live.count_ones() as usize;
         let mut theta: [__m512; K] = if K <= 8 {
             let b: [__m512i; K] =

@@ -80,10 +80,10 @@
 //! softmax batch, each pairwise entry adding its table's column of the tail's state (`K`
 //! adds, not `K · K'` masked ones). With AVX-512 and pairwise terms only they run on
 //! `avx512_cat.rs`'s one-chain kernel, which transposes the biases (and a lattice's tails)
-//! in registers and loads consecutive tails' states at once: Potts in one chain at about
-//! 0.17 flips/ns on one Zen 4 thread and 0.32 on two. Elsewhere the portable kernel does
-//! the same in scalar lanes, at 0.05 and 0.08 there (a node at a time with masked adds
-//! ran at 0.004 and 0.007).
+//! in registers and loads consecutive tails' states at once: Potts in one chain at
+//! 0.17–0.21 flips/ns on one Zen 4 thread and 0.32–0.39 on two. Elsewhere the portable
+//! kernel does the same in scalar lanes, at 0.05–0.07 and 0.08–0.13 there (a node at a
+//! time with masked adds ran at 0.004 and 0.007).
 //!
 //! # Cost
 //!

@@ -63,23 +63,27 @@ const MAX_K: usize = NODE_LANES;
 const MAX_GROUPS: usize = 2;
 
 /// Whether block `fb` in tiles of `W` chains runs here: categorical blocks of at most
-/// [`MAX_K`] categories with pairwise categorical terms only, over tails of at most
-/// [`MAX_K`] categories, in tiles of 16 or 64 chains.
+/// [`MAX_K`] categories with pairwise categorical terms over tails of at most [`MAX_K`]
+/// categories, in tiles of one chain (`cat_nodes_one_chain`) or of 16 or 64 chains
+/// (`cat_nodes`), where they may also couple to one spin each
+/// ([`Terms::gen_spin_rows`](super::plan::Terms::gen_spin_rows)).
 pub(super) fn supports<const W: usize>(fb: &FusedBlock) -> bool {
     let t = &fb.terms;
     matches!(fb.head, Head::Cat(k) if k <= MAX_K)
-        && (W == 16 || W == 64 || (W == 1 && gathers_index(t)))
+        && (W == 1 || W == 16 || W == 64)
         && (t.general.is_empty() || (W > 1 && t.gen_spin_rows))
         && t.cat_tail_max <= MAX_K
 }
 
 /// Whether the one-chain kernel's gathers, whose indices are `i32`, reach every entry,
-/// table and row of `t` (`cat_rows` is indexed by float, 16 to a row).
-fn gathers_index(t: &Terms) -> bool {
+/// table and row of `t` (`cat_rows` is indexed by float, 16 to a row) and every state of
+/// a tile of `n_cats` categoricals.
+fn gathers_index(t: &Terms, n_cats: usize) -> bool {
     let fits = |n: usize| i32::try_from(n).is_ok();
     fits(t.cat_idx.len())
         && fits(t.cat_tables.len() * size_of::<CatTable>())
         && fits(t.cat_rows.len() * NODE_LANES)
+        && fits(n_cats)
 }
 
 /// Run `job` for block `fb` on this kernel if the block is [`supports`]ed and the CPU
@@ -88,8 +92,7 @@ fn gathers_index(t: &Terms) -> bool {
 // allocate in every block update.
 #[allow(clippy::result_large_err)]
 pub(super) fn try_update<'a, const W: usize>(fb: &FusedBlock, job: Job<'a>) -> Result<(), Job<'a>> {
-    // The one-chain kernel gathers the tails' states by `i32` index.
-    let gathered = W > 1 || i32::try_from(job.state.cats.len()).is_ok();
+    let gathered = W > 1 || gathers_index(&fb.terms, job.state.cats.len());
     if !supports::<W>(fb) || !gathered || !detected() {
         return Err(job);
     }
@@ -722,7 +725,6 @@ mod tests {
             for e in 0..n_edges {
                 let node = (j * 13 + e * 7) % n_tails;
                 let kp = wide_tail_k(node);
-                t.cat_idx.push(node as u32);
                 let w: Vec<f32> = (0..k * kp)
                     .map(|i| {
                         let (c, v) = (i / kp, i % kp);
@@ -734,8 +736,7 @@ mod tests {
                         }
                     })
                     .collect();
-                let id = t.add_cat_table(k, kp, &w);
-                t.cat_table.push(id);
+                t.push_cat_entry(node, k, kp, &w);
             }
             t.cat_off.push(t.cat_idx.len() as u32);
         }
@@ -919,10 +920,8 @@ mod tests {
             for e in 0..d {
                 let node = (stride * j + 5 * e) % n_tails;
                 let kp = narrow_tail_k(node);
-                t.cat_idx.push(node as u32);
                 let w: Vec<f32> = (0..k * kp).map(|_| uniform(2.0)).collect();
-                let id = t.add_cat_table(k, kp, &w);
-                t.cat_table.push(id);
+                t.push_cat_entry(node, k, kp, &w);
             }
             t.cat_off.push(t.cat_idx.len() as u32);
         }

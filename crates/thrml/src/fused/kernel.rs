@@ -563,15 +563,13 @@ pub(crate) mod tests {
                     for e in 0..if j == 3 { 0 } else { (j * 3) % 6 } {
                         let node = (j * 11 + e * 3) % n_tails;
                         let kp = tail_k(node);
-                        t.cat_idx.push(node as u32);
                         let w: Vec<f32> = (0..k * kp)
                             .map(|i| {
                                 let (c, v) = (i / kp, i % kp);
                                 if (c + v) % 3 == 0 { 0.0 } else { uniform(5.0) }
                             })
                             .collect();
-                        let id = t.add_cat_table(k, kp, &w);
-                        t.cat_table.push(id);
+                        t.push_cat_entry(node, k, kp, &w);
                     }
                     t.cat_off.push(t.cat_idx.len() as u32);
                 }

@@ -62,14 +62,13 @@
 //! pairwise spin blocks in tiles of 16 or 64 chains run on a 512-bit kernel
 //! (`avx512.rs`): a neighbour's 16 spins are a mask register and each coupling is one
 //! masked add, and the decision lands straight in a mask (couplings of a spin to one
-//! categorical each are one permutation of a weight row by its state bytes). Categorical blocks with
-//! pairwise terms (and couplings to one spin each), of up to 16 categories over tails of
-//! up to 16, in tiles of 16 or 64 chains, run on a 512-bit kernel of their own there
-//! (`avx512_cat.rs`): a table row
-//! of 16 entries is one register, so each category's lookup for 16 chains is one
-//! permutation by the tail's state bytes, the softmax weights and their `f64` prefix sums
-//! stay in registers for two groups of 16 chains at a time, and the draw counts compares
-//! into masks. Its operations are again the portable kernel's, so its output is too.
+//! categorical each are one permutation of a weight row by its state bytes). Categorical
+//! blocks with pairwise terms (and couplings to one spin each), of up to 16 categories
+//! over tails of up to 16, in tiles of 16 or 64 chains, run on a 512-bit kernel of their
+//! own there (`avx512_cat.rs`): a table row of 16 entries is one register, so each
+//! category's lookup for 16 chains is one permutation by the tail's state bytes, the
+//! softmax weights and their `f64` prefix sums stay in registers for two groups of 16
+//! chains at a time, and the draw counts compares into masks. Its operations are again the portable kernel's, so its output is too.
 //! Other categorical blocks keep the AVX2 kernel. One-chain spin tiles of at most 8,192
 //! spins run on an AVX-512 one-chain kernel (`avx512.rs`, which also needs VBMI): the
 //! tile's spins are packed into a bitmap of at most 16 registers, and 64 neighbours' spins

@@ -534,6 +534,15 @@ impl Terms {
             .all(|g| g.spins.1 == g.spins.0 + 1 && g.cats.0 == g.cats.1);
     }
 
+    /// Append a pairwise categorical entry of tail `node` with its own `k × kp` table
+    /// (row-major `w`), as the test blocks build them.
+    #[cfg(test)]
+    pub(crate) fn push_cat_entry(&mut self, node: usize, k: usize, kp: usize, w: &[f32]) {
+        self.cat_idx.push(to_u32(node));
+        let id = self.add_cat_table(k, kp, w);
+        self.cat_table.push(id);
+    }
+
     /// Free the spare capacity the lists grew with.
     fn shrink_to_fit(&mut self) {
         self.bias.shrink_to_fit();

@@ -320,6 +320,39 @@ fn add_coupling(acc: &mut [__m512], quarters: &[[u16; 4]], tail: u32, w2: __m512
     }
 }
 
+/// `acc[g] += w2` under the four 16-bit lane masks of `q`, with the mask loads `$load`
+/// (which set `k0 .. k3` from `[{q}]`); [`add_coupling4`] and [`add_coupling4_w`].
+macro_rules! add_coupling4_asm {
+    ($acc:expr, $q:expr, $w2:expr, $($load:literal),+) => {{
+        let [a0, a1, a2, a3] = $acc else {
+            unreachable!("four groups")
+        };
+        #[allow(unsafe_code)]
+        // SAFETY: reads the 8 bytes of `q`, a live `&[u16; 4]`, and writes only the named
+        // registers, with AVX-512 F and BW, which the callers' target features enable.
+        unsafe {
+            std::arch::asm!(
+                $($load,)+
+                "vaddps {a0} {{{k0}}}, {a0}, {w}",
+                "vaddps {a1} {{{k1}}}, {a1}, {w}",
+                "vaddps {a2} {{{k2}}}, {a2}, {w}",
+                "vaddps {a3} {{{k3}}}, {a3}, {w}",
+                q = in(reg) $q.as_ptr(),
+                w = in(zmm_reg) $w2,
+                a0 = inout(zmm_reg) *a0,
+                a1 = inout(zmm_reg) *a1,
+                a2 = inout(zmm_reg) *a2,
+                a3 = inout(zmm_reg) *a3,
+                k0 = out(kreg) _,
+                k1 = out(kreg) _,
+                k2 = out(kreg) _,
+                k3 = out(kreg) _,
+                options(pure, readonly, nostack, preserves_flags),
+            );
+        }
+    }};
+}
+
 /// [`add_coupling`] of the four groups of a 64-chain tile, in four mask registers of its
 /// own: for a pair of tiles LLVM would load all eight masks first and spill one of the
 /// seven registers. The mask is loaded as two 32-bit halves, each shifted once: on Zen 4
@@ -329,35 +362,15 @@ fn add_coupling(acc: &mut [__m512], quarters: &[[u16; 4]], tail: u32, w2: __m512
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
 fn add_coupling4(acc: &mut [__m512], q: &[u16; 4], w2: __m512) {
-    let [a0, a1, a2, a3] = acc else {
-        unreachable!("four groups")
-    };
-    #[allow(unsafe_code)]
-    // SAFETY: reads the 8 bytes of `q`, a live `&[u16; 4]`, and writes only the named
-    // registers, with AVX-512 F and BW, which the caller's target features enable.
-    unsafe {
-        std::arch::asm!(
-            "kmovd {k0}, dword ptr [{q}]",
-            "kmovd {k2}, dword ptr [{q} + 4]",
-            "kshiftrd {k1}, {k0}, 16",
-            "kshiftrd {k3}, {k2}, 16",
-            "vaddps {a0} {{{k0}}}, {a0}, {w}",
-            "vaddps {a1} {{{k1}}}, {a1}, {w}",
-            "vaddps {a2} {{{k2}}}, {a2}, {w}",
-            "vaddps {a3} {{{k3}}}, {a3}, {w}",
-            q = in(reg) q.as_ptr(),
-            w = in(zmm_reg) w2,
-            a0 = inout(zmm_reg) *a0,
-            a1 = inout(zmm_reg) *a1,
-            a2 = inout(zmm_reg) *a2,
-            a3 = inout(zmm_reg) *a3,
-            k0 = out(kreg) _,
-            k1 = out(kreg) _,
-            k2 = out(kreg) _,
-            k3 = out(kreg) _,
-            options(pure, readonly, nostack, preserves_flags),
-        );
-    }
+    add_coupling4_asm!(
+        acc,
+        q,
+        w2,
+        "kmovd {k0}, dword ptr [{q}]",
+        "kmovd {k2}, dword ptr [{q} + 4]",
+        "kshiftrd {k1}, {k0}, 16",
+        "kshiftrd {k3}, {k2}, 16"
+    );
 }
 
 /// [`add_coupling4`] with four 16-bit mask loads, for the couplings after a node's AES
@@ -366,37 +379,17 @@ fn add_coupling4(acc: &mut [__m512], q: &[u16; 4], w2: __m512) {
 /// of a Pegasus-sized state) a coupling took 2.4 ns this way and 2.9 ns with
 /// [`add_coupling4`]; with eight AES rounds beside it, 3.35 ns and 3.1 ns.
 #[inline]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512bw")]
 fn add_coupling4_w(acc: &mut [__m512], q: &[u16; 4], w2: __m512) {
-    let [a0, a1, a2, a3] = acc else {
-        unreachable!("four groups")
-    };
-    #[allow(unsafe_code)]
-    // SAFETY: reads the 8 bytes of `q`, a live `&[u16; 4]`, and writes only the named
-    // registers, with AVX-512 F, which the caller's target features enable.
-    unsafe {
-        std::arch::asm!(
-            "kmovw {k0}, word ptr [{q}]",
-            "kmovw {k1}, word ptr [{q} + 2]",
-            "kmovw {k2}, word ptr [{q} + 4]",
-            "kmovw {k3}, word ptr [{q} + 6]",
-            "vaddps {a0} {{{k0}}}, {a0}, {w}",
-            "vaddps {a1} {{{k1}}}, {a1}, {w}",
-            "vaddps {a2} {{{k2}}}, {a2}, {w}",
-            "vaddps {a3} {{{k3}}}, {a3}, {w}",
-            q = in(reg) q.as_ptr(),
-            w = in(zmm_reg) w2,
-            a0 = inout(zmm_reg) *a0,
-            a1 = inout(zmm_reg) *a1,
-            a2 = inout(zmm_reg) *a2,
-            a3 = inout(zmm_reg) *a3,
-            k0 = out(kreg) _,
-            k1 = out(kreg) _,
-            k2 = out(kreg) _,
-            k3 = out(kreg) _,
-            options(pure, readonly, nostack, preserves_flags),
-        );
-    }
+    add_coupling4_asm!(
+        acc,
+        q,
+        w2,
+        "kmovw {k0}, word ptr [{q}]",
+        "kmovw {k1}, word ptr [{q} + 2]",
+        "kmovw {k2}, word ptr [{q} + 4]",
+        "kmovw {k3}, word ptr [{q} + 6]"
+    );
 }
 
 /// The first four of eight registers.

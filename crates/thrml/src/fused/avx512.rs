@@ -474,31 +474,31 @@ fn spin_nodes<const W: usize, const T: usize>(jobs: [Job<'_>; T]) {
             let mut acc = [splat(t.bias[jj]); MAX_GROUPS];
             let tails = &t.spin_idx[e.clone()];
             let w2s = &t.spin_w2[e];
-            // The couplings beside AES rounds, then the others.
-            let n_beside = if n_aes > 0 { tails.len().min(9) } else { 0 };
-            for (&i, &w2) in tails[..n_beside].iter().zip(&w2s[..n_beside]) {
-                let w2 = splat(w2);
-                for (x, q) in quarters.iter().enumerate() {
-                    if groups == 4 {
-                        add_coupling4(&mut acc[x * 4..x * 4 + 4], &q[i as usize], w2);
-                    } else {
-                        add_coupling(&mut acc[x * groups..(x + 1) * groups], q, i, w2);
+            // Coupling `c` of the node in every tile, its 64-chain masks loaded by `$add4`.
+            macro_rules! couple {
+                ($add4:ident, $c:expr) => {{
+                    let (i, w2) = (tails[$c], splat(w2s[$c]));
+                    for (x, q) in quarters.iter().enumerate() {
+                        if groups == 4 {
+                            $add4(&mut acc[x * 4..x * 4 + 4], &q[i as usize], w2);
+                        } else {
+                            add_coupling(&mut acc[x * groups..(x + 1) * groups], q, i, w2);
+                        }
                     }
-                }
+                }};
+            }
+            // The couplings beside the AES rounds 1 ..= 9 (the last, round 10, follows
+            // them), one round each, then the others.
+            let n_beside = if n_aes > 0 { tails.len().min(9) } else { 0 };
+            for c in 0..n_beside {
+                couple!(add_coupling4, c);
                 for a in aes.iter_mut().take(n_aes) {
                     *a = a.map(|b| _mm512_aesenc_epi128(b, rk[round]));
                 }
                 round += 1;
             }
-            for (&i, &w2) in tails[n_beside..].iter().zip(&w2s[n_beside..]) {
-                let w2 = splat(w2);
-                for (x, q) in quarters.iter().enumerate() {
-                    if groups == 4 {
-                        add_coupling4_w(&mut acc[x * 4..x * 4 + 4], &q[i as usize], w2);
-                    } else {
-                        add_coupling(&mut acc[x * groups..(x + 1) * groups], q, i, w2);
-                    }
-                }
+            for c in n_beside..tails.len() {
+                couple!(add_coupling4_w, c);
             }
             // Couplings to a categorical: its state's weight, one permutation per group.
             for i in t.gen_off[jj] as usize..t.gen_off[jj + 1] as usize {

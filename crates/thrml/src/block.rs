@@ -135,7 +135,7 @@ pub struct BlockSpec {
     /// Slot index of each layout.
     pub sd_index_map: HashMap<StateLayout, usize>,
     /// For each node: (slot index, position within the slot).
-    pub node_global_location_map: HashMap<Node, (usize, usize)>,
+    pub node_global_location_map: NodeLocations,
     /// For each slot: the indices of the blocks stored in it, in order.
     pub block_to_global_slice_spec: Vec<Vec<usize>>,
     /// The layout of every node kind.
@@ -157,9 +157,11 @@ impl BlockSpec {
         let mut all_block_sds = Vec::with_capacity(blocks.len());
         let mut block_to_global_slice_spec: Vec<Vec<usize>> = Vec::new();
         let mut slot_sizes: Vec<usize> = Vec::new();
-        let mut block_offsets = Vec::with_capacity(blocks.len());
-        let mut node_global_location_map = HashMap::new();
-        let mut node_block: HashMap<Node, usize> = HashMap::new();
+        let mut block_offsets: Vec<(usize, usize)> = Vec::with_capacity(blocks.len());
+        let mut node_global_location_map = NodeLocations::for_nodes(
+            blocks.iter().map(Block::len).sum(),
+            blocks.iter().flat_map(|b| b.nodes().iter().map(|n| n.id())),
+        );
         for (bi, block) in blocks.iter().enumerate() {
             if block.is_empty() {
                 return Err(Error::EmptyBlock(format!(
@@ -179,16 +181,23 @@ impl BlockSpec {
             });
             let start = slot_sizes[slot];
             for (k, &node) in block.nodes().iter().enumerate() {
-                if let Some(&prev) = node_block.get(&node) {
+                if let Some((_, prev)) = node_global_location_map.insert(node, slot, start + k) {
+                    // The earlier block of this slot that holds position `prev`.
+                    let first_block = block_to_global_slice_spec[slot]
+                        .iter()
+                        .copied()
+                        .find(|&b| {
+                            let first = block_offsets[b].1;
+                            (first..first + blocks[b].len()).contains(&prev)
+                        })
+                        .unwrap_or(bi);
                     return Err(Error::DuplicateNode {
                         node: node.id(),
                         kind: node.kind().name().to_owned(),
-                        first_block: prev,
+                        first_block,
                         second_block: bi,
                     });
                 }
-                node_block.insert(node, bi);
-                node_global_location_map.insert(node, (slot, start + k));
             }
             slot_sizes[slot] += block.len();
             block_to_global_slice_spec[slot].push(bi);
@@ -214,13 +223,118 @@ impl BlockSpec {
     /// [`Error::UnknownNode`] if the node is not in the spec.
     pub fn location(&self, node: Node) -> Result<(usize, usize)> {
         self.node_global_location_map
-            .get(&node)
-            .copied()
+            .get(node)
             .ok_or_else(|| Error::UnknownNode {
                 node: node.id(),
                 kind: node.kind().name().to_owned(),
             })
     }
+}
+
+/// The (slot, position) of every node of a [`BlockSpec`], looked up by node id.
+///
+/// Nodes made one after another have consecutive ids, so the ids of a model's nodes
+/// usually fill a range little wider than their number: then the locations are a table
+/// indexed by `id − min id`, eight bytes per id, and a lookup is one load. Ids spread wider
+/// than twice their number (nodes picked from several models) fall back to a hash map.
+#[derive(Clone, Debug)]
+pub struct NodeLocations {
+    /// The smallest id of the table.
+    base: u64,
+    /// Dense form: the packed location of id `base + i` at `i`, [`NodeLocations::ABSENT`]
+    /// where no node has that id.
+    table: Vec<u64>,
+    /// Sparse form (when `table` is empty): packed locations by id.
+    sparse: HashMap<u64, u64>,
+    /// Number of nodes.
+    len: usize,
+}
+
+impl NodeLocations {
+    /// The packed location of an id that no node of the spec has.
+    const ABSENT: u64 = u64::MAX;
+
+    /// An empty map for `n` nodes with these ids.
+    fn for_nodes(n: usize, ids: impl Iterator<Item = u64> + Clone) -> NodeLocations {
+        let (lo, hi) = ids
+            .clone()
+            .fold((u64::MAX, 0), |(lo, hi), id| (lo.min(id), hi.max(id)));
+        let span = if n == 0 { 0 } else { hi - lo + 1 };
+        let dense = span <= 2 * n as u64 + 64;
+        NodeLocations {
+            base: if n == 0 { 0 } else { lo },
+            table: if dense {
+                vec![Self::ABSENT; span as usize]
+            } else {
+                Vec::new()
+            },
+            sparse: if dense {
+                HashMap::new()
+            } else {
+                HashMap::with_capacity(n)
+            },
+            len: 0,
+        }
+    }
+
+    /// Record `node` at (`slot`, `pos`); if it already had a location, keep that one and
+    /// return it.
+    fn insert(&mut self, node: Node, slot: usize, pos: usize) -> Option<(usize, usize)> {
+        let packed = (u64::from(to_u32(slot)) << 32) | u64::from(to_u32(pos));
+        let entry = if self.table.is_empty() {
+            self.sparse.entry(node.id()).or_insert(Self::ABSENT)
+        } else {
+            &mut self.table[(node.id() - self.base) as usize]
+        };
+        if *entry != Self::ABSENT {
+            return Some(Self::unpack(*entry));
+        }
+        *entry = packed;
+        self.len += 1;
+        None
+    }
+
+    /// The (slot, position) of `node`, if it is in the spec.
+    #[must_use]
+    pub fn get(&self, node: Node) -> Option<(usize, usize)> {
+        let packed = if self.table.is_empty() {
+            *self.sparse.get(&node.id())?
+        } else {
+            let i = usize::try_from(node.id().checked_sub(self.base)?).ok()?;
+            *self.table.get(i)?
+        };
+        (packed != Self::ABSENT).then(|| Self::unpack(packed))
+    }
+
+    /// Whether `node` is in the spec.
+    #[must_use]
+    pub fn contains(&self, node: Node) -> bool {
+        self.get(node).is_some()
+    }
+
+    /// Number of nodes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the spec has no nodes.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn unpack(packed: u64) -> (usize, usize) {
+        (
+            (packed >> 32) as usize,
+            (packed & u64::from(u32::MAX)) as usize,
+        )
+    }
+}
+
+/// `x` as `u32`: slots and their positions are counted in `u32`.
+fn to_u32(x: usize) -> u32 {
+    u32::try_from(x).expect("a block spec holds fewer than 2^32 nodes")
 }
 
 /// A node state needs at least one leaf (the node axis lives in the leaves).
@@ -526,6 +640,58 @@ mod tests {
         assert_eq!(spec.location(s[2]).unwrap(), (0, 2));
         assert_eq!(spec.location(c[1]).unwrap(), (1, 1));
         assert_eq!(spec.block_offsets, vec![(0, 0), (1, 0), (0, 2)]);
+    }
+
+    /// Both forms of [`NodeLocations`] (ids close together, and ids spread over more than
+    /// twice their number) find every node, answer `None` for others, and name the right
+    /// earlier block of a duplicate.
+    #[test]
+    fn node_locations_dense_and_sparse() {
+        let outside = Node::spin();
+        let near = Node::many(NodeKind::SPIN, 6);
+        let spread: Vec<Node> = (0..6)
+            .map(|_| {
+                let n = Node::spin();
+                let _gap = Node::many(NodeKind::SPIN, 100);
+                n
+            })
+            .collect();
+        for nodes in [&near, &spread] {
+            let blocks = vec![
+                Block::new(nodes[..2].to_vec()).unwrap(),
+                Block::new(nodes[2..4].to_vec()).unwrap(),
+                Block::new(nodes[4..].to_vec()).unwrap(),
+            ];
+            let spec = BlockSpec::new(blocks.clone(), &default_node_shape_dtypes()).unwrap();
+            let map = &spec.node_global_location_map;
+            // (Other tests make nodes meanwhile, so `near`'s span is read, not assumed.)
+            let span = nodes.last().unwrap().id() - nodes[0].id() + 1;
+            assert_eq!(map.table.is_empty(), span > 2 * 6 + 64);
+            assert!(map.table.is_empty() || !std::ptr::eq(nodes, &spread));
+            assert_eq!(map.len(), 6);
+            for (i, &n) in nodes.iter().enumerate() {
+                assert_eq!(map.get(n), Some((0, i)));
+            }
+            assert!(!map.contains(outside) && !map.contains(Node::spin()));
+            assert!(matches!(
+                spec.location(outside),
+                Err(Error::UnknownNode { .. })
+            ));
+            let mut twice = blocks;
+            twice.push(Block::new(vec![nodes[3]]).unwrap());
+            let err = BlockSpec::new(twice, &default_node_shape_dtypes()).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::DuplicateNode {
+                        first_block: 1,
+                        second_block: 3,
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -41,8 +41,9 @@ use std::sync::{Mutex, OnceLock};
 ///
 /// Kinds are interned by name: `NodeKind::new("x") == NodeKind::new("x")`. The two built-in
 /// kinds are [`NodeKind::SPIN`], [`NodeKind::CATEGORICAL`] and [`NodeKind::CONTINUOUS`].
+/// A process holds at most 2^16 kinds.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeKind(u32);
+pub struct NodeKind(u16);
 
 fn kind_names() -> &'static Mutex<Vec<&'static str>> {
     static NAMES: OnceLock<Mutex<Vec<&'static str>>> = OnceLock::new();
@@ -61,16 +62,19 @@ impl NodeKind {
     /// The kind with this name, created on first use.
     ///
     /// `"spin"`, `"categorical"` and `"continuous"` name the built-in kinds.
+    ///
+    /// # Panics
+    /// If 2^16 kinds already exist.
     #[must_use]
     pub fn new(name: &str) -> NodeKind {
         let mut names = kind_names()
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(i) = names.iter().position(|n| *n == name) {
-            return NodeKind(u32::try_from(i).expect("fewer than 2^32 node kinds"));
+            return NodeKind(u16::try_from(i).expect("fewer than 2^16 node kinds"));
         }
         names.push(Box::leak(name.to_owned().into_boxed_str()));
-        NodeKind(u32::try_from(names.len() - 1).expect("fewer than 2^32 node kinds"))
+        NodeKind(u16::try_from(names.len() - 1).expect("fewer than 2^16 node kinds"))
     }
 
     /// The kind's name.
@@ -97,23 +101,28 @@ impl fmt::Display for NodeKind {
 /// A node of a PGM: a process-unique id and a [`NodeKind`].
 ///
 /// Like THRML's `AbstractNode`, two nodes are equal only if they are the same node; every
-/// call to [`Node::new`] makes a new one. Nodes are `Copy` and cheap to hash.
+/// call to [`Node::new`] makes a new one. Nodes are `Copy`, eight bytes (the id and the
+/// kind packed in one word, so that the node lists of large models stay small) and cheap
+/// to hash. Nodes order by id, that is by creation.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Node {
-    id: u64,
-    kind: NodeKind,
-}
+pub struct Node(u64);
 
+/// Bits of [`Node`]'s word below the id: the kind.
+const KIND_BITS: u32 = u16::BITS;
+
+/// The next node id; ids are below 2^48.
 static NEXT_NODE_ID: AtomicU64 = AtomicU64::new(0);
 
 impl Node {
     /// A fresh node of `kind`.
+    ///
+    /// # Panics
+    /// After 2^48 nodes in one process.
     #[must_use]
     pub fn new(kind: NodeKind) -> Node {
-        Node {
-            id: NEXT_NODE_ID.fetch_add(1, Ordering::Relaxed),
-            kind,
-        }
+        let id = NEXT_NODE_ID.fetch_add(1, Ordering::Relaxed);
+        assert!(id >> (u64::BITS - KIND_BITS) == 0, "fewer than 2^48 nodes");
+        Node((id << KIND_BITS) | u64::from(kind.0))
     }
 
     /// A fresh spin node.
@@ -143,19 +152,19 @@ impl Node {
     /// The node's unique id.
     #[must_use]
     pub fn id(self) -> u64 {
-        self.id
+        self.0 >> KIND_BITS
     }
 
     /// The node's kind.
     #[must_use]
     pub fn kind(self) -> NodeKind {
-        self.kind
+        NodeKind(self.0 as u16)
     }
 }
 
 impl fmt::Debug for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}#{}", self.kind.name(), self.id)
+        write!(f, "{}#{}", self.kind().name(), self.id())
     }
 }
 
@@ -297,5 +306,16 @@ mod tests {
         let v = Node::many(NodeKind::SPIN, 100);
         let set: std::collections::HashSet<_> = v.iter().collect();
         assert_eq!(set.len(), 100);
+    }
+
+    /// The packed word gives back the id and the kind, and nodes order by id.
+    #[test]
+    fn nodes_pack_id_and_kind() {
+        assert_eq!(std::mem::size_of::<Node>(), 8);
+        let k = NodeKind::new("pgm-test-pack");
+        let (a, b) = (Node::new(k), Node::spin());
+        assert_eq!((a.kind(), b.kind()), (k, NodeKind::SPIN));
+        assert!(b.id() > a.id() && b > a);
+        assert_eq!(format!("{a:?}"), format!("pgm-test-pack#{}", a.id()));
     }
 }

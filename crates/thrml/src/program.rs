@@ -180,7 +180,7 @@ impl BlockSamplingProgram {
         let mut value_limits: Vec<Vec<Option<usize>>> =
             spec.slot_sizes.iter().map(|&n| vec![None; n]).collect();
         let mut per_block_interactions: Vec<Vec<BlockInteraction>> = vec![Vec::new(); n_free];
-        let mut buckets: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n_free];
+        let mut buckets: Vec<Vec<(u32, u32)>> = vec![Vec::new(); n_free];
         for (gi, group) in interaction_groups.iter().enumerate() {
             let n_tails = group.tail_nodes.len();
             let (head_limit, tail_limits) = group.interaction.value_limits(n_tails);
@@ -251,7 +251,7 @@ impl BlockSamplingProgram {
                         }
                     }
                 }
-                buckets[b].push((pos - spec.block_offsets[b].1, r));
+                buckets[b].push((to_u32(pos - spec.block_offsets[b].1), to_u32(r)));
             }
             for (b, bucket) in buckets.iter_mut().enumerate() {
                 if bucket.is_empty() {
@@ -259,14 +259,14 @@ impl BlockSamplingProgram {
                 }
                 let n = gibbs_spec.free_blocks[b].len();
                 bucket.sort_unstable();
-                let mut offsets = vec![0usize; n + 1];
+                let mut offsets = vec![0u32; n + 1];
                 for &(j, _) in bucket.iter() {
-                    offsets[j + 1] += 1;
+                    offsets[j as usize + 1] += 1;
                 }
                 for j in 0..n {
                     offsets[j + 1] += offsets[j];
                 }
-                let rows: Vec<usize> = bucket.iter().map(|&(_, r)| r).collect();
+                let rows: Vec<u32> = bucket.iter().map(|&(_, r)| r).collect();
                 let tails = group
                     .tail_nodes
                     .iter()
@@ -463,14 +463,14 @@ fn tail_locations(
     t: usize,
     tail: &Block,
     locs: &[Option<(u32, u32)>],
-    rows: &[usize],
+    rows: &[u32],
 ) -> Result<TailLocations> {
     let mut slot = None;
     let positions = rows
         .iter()
         .map(|&r| {
-            let Some((s, p)) = locs[r] else {
-                let node = tail[r];
+            let Some((s, p)) = locs[r as usize] else {
+                let node = tail[r as usize];
                 return Err(Error::InteractionGroup(format!(
                     "interaction group {group}, tail block {t}: node {} (kind `{}`) is neither free nor clamped",
                     node.id(),
@@ -478,7 +478,7 @@ fn tail_locations(
                 )));
             };
             slot = Some(s as usize);
-            Ok(p as usize)
+            Ok(p)
         })
         .collect::<Result<Vec<_>>>()?;
     let slot = slot.expect("a non-empty bucket");

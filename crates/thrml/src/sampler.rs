@@ -70,28 +70,39 @@ pub struct TailLocations {
     pub slot: usize,
     /// Number of nodes in that slot (the stride between chains).
     pub slot_size: usize,
-    /// For each entry of the [`BlockInteraction`], the tail node's position in the slot.
-    pub positions: Vec<usize>,
+    /// For each entry of the [`BlockInteraction`], the tail node's position in the slot
+    /// (`u32`, like THRML's `int32` index arrays; [`TailLocations::position`]).
+    pub positions: Vec<u32>,
+}
+
+impl TailLocations {
+    /// The tail node's position in the slot for entry `e`.
+    #[must_use]
+    #[inline]
+    pub fn position(&self, e: usize) -> usize {
+        self.positions[e] as usize
+    }
 }
 
 /// An interaction group compiled for one free block.
 ///
 /// Node `j` of the block heads the payload rows `rows[entries(j)]`; for entry `e` and tail
-/// block `t`, the tail node's state is at position `tails[t].positions[e]` of slot
-/// `tails[t].slot` of the global state.
+/// block `t`, the tail node's state is at position `tails[t].position(e)` of slot
+/// `tails[t].slot` of the global state. Offsets, rows and positions are stored as `u32`
+/// (a program holds fewer than 2^32 entries per group and nodes per slot).
 #[derive(Clone, Debug)]
 pub struct BlockInteraction {
     interaction: Arc<dyn Interaction>,
-    offsets: Vec<usize>,
-    rows: Vec<usize>,
+    offsets: Vec<u32>,
+    rows: Vec<u32>,
     tails: Vec<TailLocations>,
 }
 
 impl BlockInteraction {
     pub(crate) fn new(
         interaction: Arc<dyn Interaction>,
-        offsets: Vec<usize>,
-        rows: Vec<usize>,
+        offsets: Vec<u32>,
+        rows: Vec<u32>,
         tails: Vec<TailLocations>,
     ) -> Self {
         BlockInteraction {
@@ -117,18 +128,18 @@ impl BlockInteraction {
     /// The entries headed by node `j` of the block.
     #[must_use]
     pub fn entries(&self, j: usize) -> Range<usize> {
-        self.offsets[j]..self.offsets[j + 1]
+        self.offsets[j] as usize..self.offsets[j + 1] as usize
     }
 
     /// The payload row of entry `e`.
     #[must_use]
     pub fn row(&self, e: usize) -> usize {
-        self.rows[e]
+        self.rows[e] as usize
     }
 
     /// The payload row of every entry.
     #[must_use]
-    pub fn rows(&self) -> &[usize] {
+    pub fn rows(&self) -> &[u32] {
         &self.rows
     }
 

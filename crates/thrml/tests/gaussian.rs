@@ -469,7 +469,7 @@ impl AbstractConditionalSampler for GaussianSampler {
                     for j in 0..n {
                         field[c * n + j] += bi
                             .entries(j)
-                            .map(|e| k.weights[bi.row(e)] * xs[base + t.positions[e]])
+                            .map(|e| k.weights[bi.row(e)] * xs[base + t.position(e)])
                             .sum::<f32>();
                     }
                 }
@@ -483,7 +483,7 @@ impl AbstractConditionalSampler for GaussianSampler {
                             .entries(j)
                             .map(|e| {
                                 let w = k.weights[bi.row(e)];
-                                if spins[base + t.positions[e]] { w } else { -w }
+                                if spins[base + t.position(e)] { w } else { -w }
                             })
                             .sum::<f32>();
                     }
@@ -561,7 +561,7 @@ impl AbstractParametricConditionalSampler for MixedSpinSampler {
                 for j in 0..inputs.n_nodes() {
                     gamma[[c, j]] += bi
                         .entries(j)
-                        .map(|e| k.weights[bi.row(e)] * xs[c * t.slot_size + t.positions[e]])
+                        .map(|e| k.weights[bi.row(e)] * xs[c * t.slot_size + t.position(e)])
                         .sum::<f32>();
                 }
             }

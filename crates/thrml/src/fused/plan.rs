@@ -218,8 +218,8 @@ impl FusedPlan {
             })
             .collect();
         // Superblock of every free engine node, per kind.
-        let mut sb_spin = vec![usize::MAX; n_spin];
-        let mut sb_cat = vec![usize::MAX; n_cat];
+        let mut sb_spin = vec![u32::MAX; n_spin];
+        let mut sb_cat = vec![u32::MAX; n_cat];
         for (s, order) in spec.sampling_order.iter().enumerate() {
             for &b in order {
                 let (slot, start) = spec.block_offsets[b];
@@ -230,7 +230,7 @@ impl FusedPlan {
                     SlotKind::Other => continue,
                 };
                 for p in start..start + spec.free_blocks[b].len() {
-                    table[m.base + p] = s;
+                    table[m.base + p] = to_u32(s);
                 }
             }
         }
@@ -268,7 +268,7 @@ impl FusedPlan {
                 slots: &slots,
                 sb_spin: &sb_spin,
                 sb_cat: &sb_cat,
-                superblock: superblock_of(b),
+                superblock: to_u32(superblock_of(b)),
             };
             let len = spec.free_blocks[b].len();
             let plan = ctx
@@ -311,9 +311,9 @@ impl FusedPlan {
 /// What term compilation needs to know about the program.
 struct Ctx<'a> {
     slots: &'a [SlotMap],
-    sb_spin: &'a [usize],
-    sb_cat: &'a [usize],
-    superblock: usize,
+    sb_spin: &'a [u32],
+    sb_cat: &'a [u32],
+    superblock: u32,
 }
 
 impl Ctx<'_> {
@@ -405,7 +405,7 @@ impl Ctx<'_> {
                         } else {
                             SlotKind::Cat
                         };
-                        self.tail(tails[ti].slot, tails[ti].positions[e], want)
+                        self.tail(tails[ti].slot, tails[ti].position(e), want)
                     };
                     match head {
                         Head::Spin if n_tails == 0 => t.bias[j] += row[0],

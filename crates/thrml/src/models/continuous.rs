@@ -432,7 +432,7 @@ pub(crate) fn accumulate_spin_field(
         for (j, g) in row.iter_mut().enumerate() {
             *g += bi
                 .entries(j)
-                .map(|e| k.weights[bi.row(e)] * xs[base + t.positions[e]])
+                .map(|e| k.weights[bi.row(e)] * xs[base + t.position(e)])
                 .sum::<f32>();
         }
     }
@@ -589,7 +589,7 @@ impl AbstractConditionalSampler for GaussianGibbsConditional {
                     for j in 0..n {
                         field[c * n + j] += bi
                             .entries(j)
-                            .map(|e| k.weights[bi.row(e)] * xs[base + t.positions[e]])
+                            .map(|e| k.weights[bi.row(e)] * xs[base + t.position(e)])
                             .sum::<f32>();
                     }
                 }
@@ -603,7 +603,7 @@ impl AbstractConditionalSampler for GaussianGibbsConditional {
                             .entries(j)
                             .map(|e| {
                                 let w = k.weights[bi.row(e)];
-                                if spins[base + t.positions[e]] { w } else { -w }
+                                if spins[base + t.position(e)] { w } else { -w }
                             })
                             .sum::<f32>();
                     }

@@ -572,7 +572,7 @@ fn check_discrete(
 struct CatTail<'a> {
     states: &'a [u8],
     slot_size: usize,
-    positions: &'a [usize],
+    positions: &'a [u32],
     stride: usize,
     n: usize,
 }
@@ -582,8 +582,8 @@ struct CatTail<'a> {
 /// Each tail is flattened to `(states of its slot, slot size, position per entry)` once per
 /// call, so the per-entry work is a few indexed loads.
 struct DiscreteGather<'a> {
-    rows: &'a [usize],
-    spins: Vec<(&'a [bool], usize, &'a [usize])>,
+    rows: &'a [u32],
+    spins: Vec<(&'a [bool], usize, &'a [u32])>,
     cats: Vec<CatTail<'a>>,
     weights: &'a [f32],
     row_stride: usize,
@@ -641,11 +641,11 @@ impl<'a> DiscreteGather<'a> {
     fn entry(&self, c: usize, e: usize) -> (f32, usize) {
         let mut negative = false;
         for &(states, size, positions) in &self.spins {
-            negative ^= !states[c * size + positions[e]];
+            negative ^= !states[c * size + positions[e] as usize];
         }
-        let mut idx = self.rows[e] * self.row_stride;
+        let mut idx = self.rows[e] as usize * self.row_stride;
         for t in &self.cats {
-            let v = usize::from(t.states[c * t.slot_size + t.positions[e]]);
+            let v = usize::from(t.states[c * t.slot_size + t.positions[e] as usize]);
             assert!(v < t.n, "categorical state {v} out of range 0..{}", t.n);
             idx += v * t.stride;
         }

@@ -33,7 +33,7 @@ use std::ops::Range;
 
 use super::kernel::{Draw, Out, TileState};
 use super::masks::MASK_ROWS;
-use super::plan::{FusedBlock, Head, NODE_LANES, Terms};
+use super::plan::{FusedBlock, Head, NODE_LANES, Terms, cat_bias_at};
 use crate::kernels::math::{
     C1, C2, C3, C4, C5, EXP2_CUTOFF, LOG2_E, ROUNDER, SPIN_EXP_MAX, SPIN_EXP_MIN, SPIN_EXP_SCALE,
 };
@@ -761,7 +761,8 @@ macro_rules! kernels {
                     const G: usize = CAT_GROUPS;
                     for g0 in (0..groups).step_by(G) {
                         let mut theta: [[__m256; K]; G] =
-                            [std::array::from_fn(|c| _mm256_set1_ps(t.bias[j * K + c])); G];
+                            [std::array::from_fn(|c| _mm256_set1_ps(t.bias[cat_bias_at(j, c, K)]));
+                                G];
                         for e in e0..e1 {
                             // θ_c[l] += W_e[c, x_l]: a lookup by permutation in each row.
                             let node = t.cat_idx[e] as usize;

@@ -51,7 +51,7 @@ use super::avx2::Job;
 use super::avx512::{
     chain_words, detected, exp2_fma16, node_blocks, node_words, round_keys, run, splat,
 };
-use super::plan::{CatTable, FusedBlock, Head, NODE_LANES, Terms};
+use super::plan::{CatTable, FusedBlock, Head, NODE_LANES, Terms, cat_bias_at};
 use crate::kernels::math::{EXP2_CUTOFF, LOG2_E};
 
 /// Categories of the head (`K` logits per 16 chains stay in registers) and of its tails
@@ -384,7 +384,8 @@ fn quad_groups<const W: usize, const K: usize, const G: usize>(
         chain_words(rk, chain0.wrapping_add(16 * (g0 + h) as u32), quad, hi)
     });
     for j in js {
-        let mut theta: [[__m512; K]; G] = [std::array::from_fn(|c| splat(t.bias[j * K + c])); G];
+        let mut theta: [[__m512; K]; G] =
+            [std::array::from_fn(|c| splat(t.bias[cat_bias_at(j, c, K)])); G];
         let (e0, e1) = (t.cat_off[j] as usize, t.cat_off[j + 1] as usize);
         for e in e0..e1 {
             // θ_c[l] += W_e[c, x_l]: a lookup by permutation in each row.
@@ -506,6 +507,10 @@ fn cat_nodes_one_chain<const K: usize>(job: Job<'_>) {
         out,
     } = job;
     let len = t.cat_off.len() - 1;
+    assert!(
+        t.bias.len() >= len.next_multiple_of(L) * K,
+        "grouped biases"
+    );
     let rk = round_keys(draw.key.bytes());
     let blocks = node_blocks(draw.chain0, draw.update.counter_hi());
     let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -531,29 +536,19 @@ fn cat_nodes_one_chain<const K: usize>(job: Job<'_>) {
         } else {
             (1u16 << (len - g0)) - 1
         };
-        // SAFETY (every gather and masked load below): each reads only its mask's lanes,
-        // at indices inside the slice it names: positions `g0 + l < len` of `bias` (`K`
-        // each) and of `cat_off` (`len + 1`), entries below `cat_off[len] =
+        // SAFETY (every gather and load below): the bias loads read whole groups of
+        // `bias` (`⌈len / 16⌉ · 16 · K` values). The others read only their mask's lanes,
+        // at indices inside the slice it names: positions `g0 + l < len` of `cat_off`
+        // (`len + 1`), entries below `cat_off[len] =
         // cat_idx.len() = cat_table.len()` (or `cat_table` is empty and unread), the
         // tables their ids name, rows `row + c` of 16 floats (the index clamped to
         // `cat_rows`), and tails, engine nodes of the tile, below `cats.len() − 3` (four
         // bytes) or, consecutive, below `cats.len()` (one byte each).
         let n_live = live.count_ones() as usize;
-        let mut theta: [__m512; K] = if K <= 8 {
-            let b: [__m512i; K] =
-                unsafe { transposed::<K>(t.bias.as_ptr().add(g0 * K).cast(), n_live * K) };
-            let mut theta = [_mm512_setzero_ps(); K];
-            for (th, b) in theta.iter_mut().zip(b) {
-                *th = _mm512_castsi512_ps(b);
-            }
-            theta
-        } else {
-            std::array::from_fn(|c| unsafe {
-                let base = t.bias.as_ptr().add(g0 * K + c);
-                let index = _mm512_mullo_epi32(lane, _mm512_set1_epi32(K as i32));
-                _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), live, index, base.cast())
-            })
-        };
+        // The group's biases, one vector per category ([`cat_bias_at`]; zero past `len`).
+        let mut theta: [__m512; K] = std::array::from_fn(|c| unsafe {
+            _mm512_loadu_ps(t.bias.as_ptr().add(cat_bias_at(g0, c, K)))
+        });
         let (off, end) = unsafe {
             let at = t.cat_off.as_ptr().add(g0);
             (
@@ -713,14 +708,14 @@ mod tests {
     fn wide_block(seed: u64, len: usize, n_tails: usize, k: usize, scale: f32) -> FusedBlock {
         let (mut uniform, mut t) = new_cat_block(seed, len);
         for j in 0..len {
-            for c in 0..k {
-                let b = match j % 9 {
+            let b: Vec<f32> = (0..k)
+                .map(|c| match j % 9 {
                     4 | 7 => f32::NEG_INFINITY,
                     5 if c % 2 == 1 => f32::NEG_INFINITY,
                     _ => uniform(scale),
-                };
-                t.bias.push(b);
-            }
+                })
+                .collect();
+            t.set_cat_bias(j, &b);
             let n_edges = if j % 9 == 4 { 0 } else { (j * 5) % 7 };
             for e in 0..n_edges {
                 let node = (j * 13 + e * 7) % n_tails;
@@ -914,9 +909,8 @@ mod tests {
     ) -> FusedBlock {
         let (mut uniform, mut t) = new_cat_block(seed, len);
         for j in 0..len {
-            for _ in 0..k {
-                t.bias.push(uniform(3.0));
-            }
+            let b: Vec<f32> = (0..k).map(|_| uniform(3.0)).collect();
+            t.set_cat_bias(j, &b);
             for e in 0..d {
                 let node = (stride * j + 5 * e) % n_tails;
                 let kp = narrow_tail_k(node);

@@ -9,7 +9,7 @@ use std::ops::Range;
 use multiversion::multiversion;
 
 use super::masks::NeighbourMasks;
-use super::plan::{CatTable, FusedBlock, FusedPlan, GenTerm, Head, NODE_LANES, Terms};
+use super::plan::{CatTable, FusedBlock, FusedPlan, GenTerm, Head, NODE_LANES, Terms, cat_bias_at};
 use crate::kernels::aes::{BlockUpdate, WordKey, fill_words};
 use crate::kernels::math::{MAX_CATEGORIES, sample_softmax_chains, spin_up};
 
@@ -387,7 +387,7 @@ fn cat_node<const W: usize>(
     out: &mut [u8],
 ) {
     for (c, row) in theta.chunks_exact_mut(W).enumerate() {
-        row.fill(t.bias[j * k + c]);
+        row.fill(t.bias[cat_bias_at(j, c, k)]);
     }
     for e in t.cat_off[j] as usize..t.cat_off[j + 1] as usize {
         let node = t.cat_idx[e] as usize;
@@ -477,7 +477,9 @@ fn cat_nodes_one_chain(
 #[inline(always)]
 fn node_logits(t: &Terms, j: usize, state: TileState<'_>, acc: &mut [f32]) {
     let k = acc.len();
-    acc.copy_from_slice(&t.bias[j * k..(j + 1) * k]);
+    for (c, a) in acc.iter_mut().enumerate() {
+        *a = t.bias[cat_bias_at(j, c, k)];
+    }
     let add_column = |acc: &mut [f32], x: usize, table: CatTable| {
         let kp = table.k as usize;
         if x < kp {
@@ -515,7 +517,7 @@ fn node_logits(t: &Terms, j: usize, state: TileState<'_>, acc: &mut [f32]) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::{Draw, Out, Scratch, TileState, pack_bits, update_nodes_portable};
-    use crate::fused::plan::{FusedBlock, GenTerm, Head, Terms};
+    use crate::fused::plan::{FusedBlock, GenTerm, Head, Terms, cat_bias_at};
     use crate::kernels::aes::{BlockUpdate, WordKey};
     use crate::rng::Key;
     use rand::rand_core::Rng;
@@ -552,14 +554,16 @@ pub(crate) mod tests {
             Some(k) => {
                 t.cat_off.push(0);
                 for j in 0..len {
-                    for _ in 0..k {
-                        let b = if j == 3 {
-                            f32::NEG_INFINITY
-                        } else {
-                            uniform(6.0)
-                        };
-                        t.bias.push(b);
-                    }
+                    let b: Vec<f32> = (0..k)
+                        .map(|_| {
+                            if j == 3 {
+                                f32::NEG_INFINITY
+                            } else {
+                                uniform(6.0)
+                            }
+                        })
+                        .collect();
+                    t.set_cat_bias(j, &b);
                     for e in 0..if j == 3 { 0 } else { (j * 3) % 6 } {
                         let node = (j * 11 + e * 3) % n_tails;
                         let kp = tail_k(node);
@@ -597,7 +601,9 @@ pub(crate) mod tests {
         let mut rng = Key::new(seed + 1).chain_rngs(1).remove(0);
         let mut uniform = |scale: f32| (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * scale;
         let t = &mut fb.terms;
-        t.bias[6 * k + 1..7 * k].fill(f32::NEG_INFINITY);
+        for c in 1..k {
+            t.bias[cat_bias_at(6, c, k)] = f32::NEG_INFINITY;
+        }
         if shared {
             t.cat_table.clear();
         }

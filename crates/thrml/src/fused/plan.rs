@@ -62,11 +62,47 @@ pub(crate) struct CatTable {
     pub k: u32,
 }
 
+/// Where logit `c` of categorical position `j` (of `k` categories) is in [`Terms::bias`].
+///
+/// The biases are grouped by sixteen positions and category-major inside a group,
+/// `bias[⌊j/16⌋][c][j mod 16]`: the one-chain kernel's sixteen lanes load a group's
+/// `c`-th biases as one vector, with no transpose.
+#[inline(always)]
+pub(crate) const fn cat_bias_at(j: usize, c: usize, k: usize) -> usize {
+    (j & !15) * k + c * 16 + (j & 15)
+}
+
+#[cfg(test)]
+impl Terms {
+    /// Set the `values.len()` biases of categorical position `j` ([`cat_bias_at`]),
+    /// growing the list by whole groups.
+    pub(crate) fn set_cat_bias(&mut self, j: usize, values: &[f32]) {
+        let k = values.len();
+        let len = (j / 16 + 1) * 16 * k;
+        if self.bias.len() < len {
+            self.bias.resize(len, 0.0);
+        }
+        for (c, &v) in values.iter().enumerate() {
+            self.bias[cat_bias_at(j, c, k)] = v;
+        }
+    }
+}
+
+/// The length of [`Terms::bias`] for `len` positions.
+pub(crate) const fn bias_len(head: Head, len: usize) -> usize {
+    match head {
+        Head::Spin => len,
+        Head::Cat(k) => len.next_multiple_of(16) * k,
+    }
+}
+
 /// The terms of a block's nodes, CSR over the block's positions.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Terms {
     /// Spin heads: `γ = c0 + Σ 2w · b` over pairwise spin tails (`b ∈ {0, 1}`), so
-    /// `c0 = bias − Σ w`. Categorical heads: `θ_k = bias[k] + …`; `len · K` values.
+    /// `c0 = bias − Σ w`; `len` values. Categorical heads: `θ_c = bias_c + …`, grouped
+    /// by sixteen positions ([`cat_bias_at`]), `⌈len / 16⌉ · 16 · K` values, zero past
+    /// `len`.
     pub bias: Vec<f32>,
     /// Pairwise spin tails of spin heads: CSR offsets, engine nodes, doubled weights.
     pub spin_off: Vec<u32>,
@@ -339,12 +375,8 @@ impl Ctx<'_> {
         len: usize,
         interactions: &[crate::sampler::BlockInteraction],
     ) -> Option<Terms> {
-        let k_head = match head {
-            Head::Spin => 1,
-            Head::Cat(k) => k,
-        };
         let mut t = Terms {
-            bias: vec![0.0; len * k_head],
+            bias: vec![0.0; bias_len(head, len)],
             ..Terms::default()
         };
         // Each interaction's payload, the strides of its weights in standard layout, its
@@ -416,7 +448,7 @@ impl Ctx<'_> {
                         }
                         Head::Cat(k) if n_tails == 0 => {
                             for c in 0..k {
-                                t.bias[j * k + c] += row[c * st[1]];
+                                t.bias[cat_bias_at(j, c, k)] += row[c * st[1]];
                             }
                         }
                         Head::Cat(k) if n_tails == 1 && d.n_spin == 0 => {

@@ -421,28 +421,33 @@ fn quad_groups<const W: usize, const K: usize, const G: usize>(
     }
 }
 
-/// For [`transposed`]: register `c`'s permutation (`D · l + c mod 16` in lane `l`) and,
-/// per loaded register `r`, the lanes it supplies (`⌊(D · l + c) / 16⌋ = r`).
-const fn transpose_plan<const D: usize>() -> ([[u32; 16]; D], [[u16; D]; D]) {
+/// For [`transposed`]: register `c`'s two-register permutation (`D · l + c mod 32` in
+/// lane `l`) and the lanes that the second pair of loaded registers supplies
+/// (`⌊(D · l + c) / 32⌋ = 1`).
+const fn transpose_plan<const D: usize>() -> ([[u32; 16]; D], [u16; D]) {
     let mut index = [[0; 16]; D];
-    let mut from = [[0; D]; D];
+    let mut second = [0; D];
     let mut c = 0;
     while c < D {
         let mut l = 0;
         while l < 16 {
             let flat = D * l + c;
-            index[c][l] = (flat % 16) as u32;
-            from[c][flat / 16] |= 1 << l;
+            index[c][l] = (flat % 32) as u32;
+            if flat >= 32 {
+                second[c] |= 1 << l;
+            }
             l += 1;
         }
         c += 1;
     }
-    (index, from)
+    (index, second)
 }
 
-/// The `n ≤ 16 · D` values at `src` as `D` registers of 16 lanes, transposed: lane `l` of
-/// register `c` is `src[D · l + c]` (0 where `D · l + c ≥ n`). Each register takes its
-/// lanes from the `D` loaded ones, one masked permutation per source register.
+/// The `n ≤ 16 · D` values at `src` (`D ≤ 4`) as `D` registers of 16 lanes, transposed:
+/// lane `l` of register `c` is `src[D · l + c]` (0 where `D · l + c ≥ n`). Each register
+/// is one two-register permutation of the first two loaded registers and, for `D > 2`,
+/// one of the other two, merged by a mask: `2D` permutations in all, where one masked
+/// permutation per loaded register took `D²`.
 ///
 /// # Safety
 /// `src .. src + n` must be readable.
@@ -450,22 +455,27 @@ const fn transpose_plan<const D: usize>() -> ([[u32; 16]; D], [[u16; D]; D]) {
 #[target_feature(enable = "avx512f")]
 #[allow(unsafe_code)]
 unsafe fn transposed<const D: usize>(src: *const u32, n: usize) -> [__m512i; D] {
-    let (index, from) = const { transpose_plan::<D>() };
-    let mut loaded = [_mm512_setzero_si512(); D];
-    for (r, reg) in loaded.iter_mut().enumerate() {
+    let (index, second) = const {
+        assert!(D >= 1 && D <= 4);
+        transpose_plan::<D>()
+    };
+    let mut loaded = [_mm512_setzero_si512(); 4];
+    for (r, reg) in loaded.iter_mut().enumerate().take(D) {
         let left = n.saturating_sub(16 * r).min(16);
         let mask = ((1u32 << left) - 1) as u16;
         // SAFETY: the lanes of `mask` are values `16r + i < n`.
         *reg = unsafe { _mm512_maskz_loadu_epi32(mask, src.add(16 * r).cast()) };
     }
-    let mut out = [_mm512_setzero_si512(); D];
-    for c in 0..D {
+    std::array::from_fn(|c| {
         let index: __m512i = bytemuck::cast(index[c]);
-        for r in 0..D {
-            out[c] = _mm512_mask_permutexvar_epi32(out[c], from[c][r], index, loaded[r]);
+        let low = _mm512_permutex2var_epi32(loaded[0], index, loaded[1]);
+        if D > 2 {
+            let high = _mm512_permutex2var_epi32(loaded[2], index, loaded[3]);
+            _mm512_mask_mov_epi32(low, second[c], high)
+        } else {
+            low
         }
-    }
-    out
+    })
 }
 
 /// New states of positions `nodes` of a one-chain categorical block of `K ≤ MAX_K`
@@ -514,6 +524,9 @@ fn cat_nodes_one_chain<const K: usize>(job: Job<'_>) {
     let rk = round_keys(draw.key.bytes());
     let blocks = node_blocks(draw.chain0, draw.update.counter_hi());
     let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    // `d · l` in lane `l`, for `d ≤ 4`.
+    let lane_times: [__m512i; 5] =
+        std::array::from_fn(|d| _mm512_mullo_epi32(lane, _mm512_set1_epi32(d as i32)));
     let shared = t.cat_table.is_empty();
     // The one table's rows (zero where the block has no entries).
     let rows: [__m512; K] = std::array::from_fn(|c| match t.cat_tables.first() {
@@ -556,21 +569,25 @@ fn cat_nodes_one_chain<const K: usize>(job: Job<'_>) {
                 _mm512_maskz_loadu_epi32(live, at.add(1).cast()),
             )
         };
-        let degree = _mm512_sub_epi32(end, off);
-        let most = _mm512_reduce_max_epu32(degree);
-        // Where every live lane has `d ≤ 4` entries and the lanes' entries follow one
-        // another (a lattice), the tails are `d` rows of one block of `cat_idx`.
-        let d = most as usize;
-        let regular = d <= 4
-            && _mm512_mask_cmpneq_epi32_mask(live, degree, _mm512_set1_epi32(most as i32)) == 0
+        // Where the live lanes' entries follow one another, `d ≤ 4` each (a lattice),
+        // the tails are `d` rows of one block of `cat_idx`: the lanes' offsets are
+        // `o₀ + d · l` and the group's entries end at `o₀ + d · n_live` (so every lane
+        // has `d`), checked with no reduction.
+        let (o0, on) = (t.cat_off[g0] as usize, t.cat_off[g0 + n_live] as usize);
+        let guess = (on - o0) / n_live;
+        let regular = guess <= 4
+            && on - o0 == guess * n_live
             && _mm512_mask_cmpneq_epi32_mask(
                 live,
                 off,
-                _mm512_add_epi32(
-                    _mm512_set1_epi32(t.cat_off[g0] as i32),
-                    _mm512_mullo_epi32(lane, degree),
-                ),
+                _mm512_add_epi32(_mm512_set1_epi32(o0 as i32), lane_times[guess]),
             ) == 0;
+        let (d, most) = if regular {
+            (guess, guess as u32)
+        } else {
+            let most = _mm512_reduce_max_epu32(_mm512_sub_epi32(end, off));
+            (most as usize, most)
+        };
         let mut tails = [_mm512_setzero_si512(); 4];
         if regular {
             let at = unsafe { t.cat_idx.as_ptr().add(t.cat_off[g0] as usize) };

@@ -130,7 +130,7 @@ pub use observer::{
 pub use pgm::{
     DType, LeafSpec, Node, NodeKind, NodeShapeDtypes, StateLayout, default_node_shape_dtypes,
 };
-pub use program::{BlockGibbsSpec, BlockSamplingProgram, SuperBlock};
+pub use program::{BlockGibbsSpec, BlockSamplingProgram, SuperBlock, ValueLimit};
 pub use rng::{ChainRng, Key};
 pub use run::{
     Progress, SamplingSchedule, init_global_state, sample_blocks, sample_single_block,

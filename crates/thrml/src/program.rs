@@ -107,8 +107,8 @@ pub struct BlockSamplingProgram {
     /// For each free block, the interaction groups that have head nodes in it, compiled.
     pub per_block_interactions: Vec<Vec<BlockInteraction>>,
     /// For each global slot and position, the exclusive bound on an integer state value
-    /// that the program's interactions accept (`None`: unbounded).
-    pub value_limits: Vec<Vec<Option<usize>>>,
+    /// that the program's interactions accept ([`ValueLimit::get`]; `None`: unbounded).
+    pub value_limits: Vec<Vec<ValueLimit>>,
     /// The fused engine's plan (`None`: no block is fusable, or fused kernels are off).
     fused: Option<FusedPlan>,
     /// Whether runs use [`Self::fused`] ([`Self::set_fused_kernels`]).
@@ -177,8 +177,11 @@ impl BlockSamplingProgram {
                 superblock_at[slot][start..start + len].fill(to_u32(s));
             }
         }
-        let mut value_limits: Vec<Vec<Option<usize>>> =
-            spec.slot_sizes.iter().map(|&n| vec![None; n]).collect();
+        let mut value_limits: Vec<Vec<ValueLimit>> = spec
+            .slot_sizes
+            .iter()
+            .map(|&n| vec![ValueLimit::NONE; n])
+            .collect();
         let mut per_block_interactions: Vec<Vec<BlockInteraction>> = vec![Vec::new(); n_free];
         let mut buckets: Vec<Vec<(u32, u32)>> = vec![Vec::new(); n_free];
         for (gi, group) in interaction_groups.iter().enumerate() {
@@ -201,7 +204,7 @@ impl BlockSamplingProgram {
                 };
                 let (slot, pos) = (slot as usize, pos as usize);
                 let owner = &mut limit_owner[slot][pos];
-                match value_limits[slot][pos] {
+                match value_limits[slot][pos].get() {
                     Some(prev) if prev != limit => Err(Error::Categories {
                         node: node.id(),
                         reason: format!(
@@ -209,7 +212,7 @@ impl BlockSamplingProgram {
                         ),
                     }),
                     _ => {
-                        value_limits[slot][pos] = Some(limit);
+                        value_limits[slot][pos] = ValueLimit::new(limit);
                         if *owner == NONE {
                             *owner = to_u32(gi);
                         }
@@ -294,7 +297,7 @@ impl BlockSamplingProgram {
             if let Some(k) = sampler.value_limit() {
                 for &node in gibbs_spec.free_blocks[b].nodes() {
                     let (slot, pos) = spec.location(node)?;
-                    if let Some(limit) = value_limits[slot][pos]
+                    if let Some(limit) = value_limits[slot][pos].get()
                         && limit != k
                     {
                         return Err(Error::Sampler {
@@ -384,16 +387,47 @@ impl BlockSamplingProgram {
     }
 }
 
-/// The node at `pos` of `slot`.
+/// The exclusive bound on a node's integer state that a program's interactions accept,
+/// or none, in four bytes.
+///
+/// ```
+/// use thrml::ValueLimit;
+///
+/// assert_eq!(ValueLimit::new(5).get(), Some(5));
+/// assert_eq!(ValueLimit::NONE.get(), None);
+/// // Bounds past any 32-bit state are no bound.
+/// assert_eq!(ValueLimit::new(1 << 40).get(), None);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ValueLimit(u32);
+
+impl ValueLimit {
+    /// No bound.
+    pub const NONE: ValueLimit = ValueLimit(u32::MAX);
+
+    /// States below `limit`. A bound of `2^32 − 1` or more, which no categorical axis
+    /// reaches, is stored as no bound.
+    #[must_use]
+    pub fn new(limit: usize) -> ValueLimit {
+        u32::try_from(limit).map_or(ValueLimit::NONE, ValueLimit)
+    }
+
+    /// The bound, if any.
+    #[must_use]
+    pub fn get(self) -> Option<usize> {
+        (self != ValueLimit::NONE).then_some(self.0 as usize)
+    }
+}
+
 /// Check a `[chains, n]` integer leaf against the value limits of its `n` positions;
 /// `node(p)` names the node at position `p`.
 fn check_leaf_values(
     leaf: &Tensor,
-    limits: &[Option<usize>],
+    limits: &[ValueLimit],
     node: impl Fn(usize) -> Node,
 ) -> Result<()> {
     let size = limits.len();
-    if size == 0 || limits.iter().all(Option::is_none) {
+    if size == 0 || limits.iter().all(|l| l.get().is_none()) {
         return Ok(());
     }
     // The first out-of-range element (row-major); `u8` states, the common case, are
@@ -405,7 +439,7 @@ fn check_leaf_values(
             // row that fails is searched for its first bad element.
             let lim: Vec<u16> = limits
                 .iter()
-                .map(|l| l.map_or(256, |l| l.min(256) as u16))
+                .map(|l| l.get().map_or(256, |l| l.min(256) as u16))
                 .collect();
             let row_bad = |row: &[u8]| {
                 row.iter()
@@ -422,7 +456,7 @@ fn check_leaf_values(
                 })
         }
         None => (0..leaf.shape().iter().product::<usize>()).position(|i| {
-            limits[i % size].is_some_and(|l| {
+            limits[i % size].get().is_some_and(|l| {
                 let v = leaf.get_f64(i);
                 v < 0.0 || v >= l as f64
             })
@@ -437,7 +471,7 @@ fn check_leaf_values(
                 node.id(),
                 node.kind(),
                 leaf.get_f64(i),
-                limits[pos].unwrap_or(0)
+                limits[pos].get().unwrap_or(0)
             )))
         }
         None => Ok(()),
@@ -504,7 +538,8 @@ mod tests {
     #[test]
     fn leaf_values_report_the_first_bad_element() {
         let nodes = Node::many(NodeKind::CATEGORICAL, 4);
-        let limits = [Some(3), None, Some(300), Some(2)];
+        let limits = [Some(3), None, Some(300), Some(2)]
+            .map(|l| l.map_or(ValueLimit::NONE, ValueLimit::new));
         let leaf =
             |values: Vec<u8>| Tensor::from(ArrayD::from_shape_vec(IxDyn(&[3, 4]), values).unwrap());
         let check = |values: Vec<u8>| check_leaf_values(&leaf(values), &limits, |p| nodes[p]);

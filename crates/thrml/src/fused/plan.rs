@@ -418,6 +418,9 @@ impl Ctx<'_> {
         let head_axes = usize::from(matches!(head, Head::Cat(_)));
         // Pairwise categorical tables by their bits: a Potts model's edges share one.
         let mut tables: std::collections::HashMap<Vec<u32>, u32> = Default::default();
+        // The bits and id of the table of the last pairwise categorical entry (`u32::MAX`:
+        // none yet).
+        let mut last: (Vec<u32>, u32) = (Vec::new(), u32::MAX);
         t.spin_off.push(0);
         t.cat_off.push(0);
         t.gen_off.push(0);
@@ -456,15 +459,21 @@ impl Ctx<'_> {
                             t.cat_idx.push(tail_node(0)?);
                             bits.clear();
                             bits.extend(row.iter().map(|x| x.to_bits()));
-                            let id = match tables.get(&bits[..]) {
-                                Some(&id) => id,
-                                None => {
-                                    let id = t.add_cat_table(k, kp, &row);
-                                    tables.insert(bits.clone(), id);
-                                    id
-                                }
-                            };
-                            t.cat_table.push(id);
+                            // The previous entry's table first: runs of one table (all of
+                            // a Potts model's) are then compared, not hashed.
+                            if last.1 == u32::MAX || last.0 != bits {
+                                let id = match tables.get(&bits[..]) {
+                                    Some(&id) => id,
+                                    None => {
+                                        let id = t.add_cat_table(k, kp, &row);
+                                        tables.insert(bits.clone(), id);
+                                        id
+                                    }
+                                };
+                                last.0.clone_from(&bits);
+                                last.1 = id;
+                            }
+                            t.cat_table.push(last.1);
                         }
                         _ => {
                             let spins0 = to_u32(t.gen_spin.len());

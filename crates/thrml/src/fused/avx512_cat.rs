@@ -38,7 +38,8 @@
 //! (`softmax16`).
 //!
 //! One-chain tiles run on `cat_nodes_one_chain` instead: sixteen positions of the block
-//! are the sixteen lanes, their biases and (on lattices) their tails are transposed in
+//! are the sixteen lanes, their biases are loaded as they are stored (sixteen positions
+//! per category, `plan::cat_bias_at`), on lattices their tails are transposed in
 //! registers, and their tails' states are loaded or gathered.
 //!
 //! `the_avx512_categorical_kernel_matches_the_portable_one` and
@@ -485,11 +486,12 @@ unsafe fn transposed<const D: usize>(src: *const u32, n: usize) -> [__m512i; D] 
 /// Sixteen consecutive positions are the sixteen lanes of a batch, as in the portable
 /// path, and the CSR entries are taken in step, entry `e` of every lane at once:
 ///
-/// * the biases, `16 · K` consecutive floats for `K ≤ 8`, are loaded and transposed in
-///   registers ([`transposed`]; gathered for more categories);
+/// * the biases are `K` loads: the plan stores them grouped by sixteen positions,
+///   category-major ([`cat_bias_at`]);
 /// * where all 16 positions have the same `d ≤ 4` entries, stored one position after
-///   another (a lattice), their tails are `d` transposed rows of `cat_idx`; otherwise
-///   each entry's tails are gathered;
+///   another (a lattice, recognised from the group's first and last offsets and one
+///   compare of the lanes' offsets), their tails are `d` transposed rows of `cat_idx`
+///   ([`transposed`]); otherwise each entry's tails are gathered;
 /// * consecutive tails (about 90 % of the rows of the Potts workload's blocks) are one
 ///   16-byte load of their states; others are gathered, four bytes each;
 /// * where every entry names one table (Potts), its `K` rows stay in registers and each
@@ -502,8 +504,10 @@ unsafe fn transposed<const D: usize>(src: *const u32, n: usize) -> [__m512i; D] 
 /// state outside the table, whose row is zero-padded), which differs at most in the
 /// sign of a zero logit. [`softmax16`] then draws the portable path's categories.
 ///
-/// Potts (5 states, 256×256) in one chain on Zen 4: 0.17–0.21 flips/ns on one thread and
-/// 0.32–0.39 on two, where the portable path ran at 0.05–0.07 and 0.08–0.13.
+/// Potts (5 states, 256×256) in one chain on Zen 4: 0.27–0.28 flips/ns on one thread and
+/// 0.52–0.54 on two, where the portable path ran at 0.05–0.07 and 0.08–0.13. (With the
+/// biases transposed in registers and a vector reduction for the lattice test, the kernel
+/// ran at 0.21 and 0.42.)
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,vaes,avx2,fma,aes")]
 #[allow(unsafe_code)]
 fn cat_nodes_one_chain<const K: usize>(job: Job<'_>) {

@@ -104,7 +104,7 @@ pub mod train;
 pub struct ReadmeDoctests;
 
 pub use block::{
-    Block, BlockSpec, block_state_to_global, from_global_state, get_node_locations,
+    Block, BlockSpec, NodeLocations, block_state_to_global, from_global_state, get_node_locations,
     make_empty_block_state, verify_block_state,
 };
 pub use error::{Error, Result};

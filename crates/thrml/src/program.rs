@@ -396,7 +396,7 @@ impl BlockSamplingProgram {
 /// assert_eq!(ValueLimit::new(5).get(), Some(5));
 /// assert_eq!(ValueLimit::NONE.get(), None);
 /// // Bounds past any 32-bit state are no bound.
-/// assert_eq!(ValueLimit::new(1 << 40).get(), None);
+/// assert_eq!(ValueLimit::new(usize::MAX).get(), None);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ValueLimit(u32);

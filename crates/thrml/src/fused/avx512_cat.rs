@@ -916,23 +916,23 @@ mod tests {
         }
     }
 
-    /// A categorical block of `len` positions and `k` categories in which every position
-    /// has `d` pairwise entries, stored one position after another as in a lattice: entry
-    /// `e` of position `j` is tail `(stride · j + 5e) mod n_tails` (consecutive tails for
-    /// `stride` 1, wrapping at the end), with its own random table.
+    /// A categorical block of `len` positions and `k` categories in which position `j` has
+    /// `d(j)` pairwise entries (`d` for all: a lattice), stored one position after
+    /// another: entry `e` of position `j` is tail `(stride · j + 5e) mod n_tails`
+    /// (consecutive tails for `stride` 1, wrapping at the end), with its own random table.
     fn lattice_block(
         seed: u64,
         len: usize,
         n_tails: usize,
         k: usize,
-        d: usize,
+        d: &dyn Fn(usize) -> usize,
         stride: usize,
     ) -> FusedBlock {
         let (mut uniform, mut t) = new_cat_block(seed, len);
         for j in 0..len {
             let b: Vec<f32> = (0..k).map(|_| uniform(3.0)).collect();
             t.set_cat_bias(j, &b);
-            for e in 0..d {
+            for e in 0..d(j) {
                 let node = (stride * j + 5 * e) % n_tails;
                 let kp = narrow_tail_k(node);
                 let w: Vec<f32> = (0..k * kp).map(|_| uniform(2.0)).collect();
@@ -957,11 +957,27 @@ mod tests {
             for d in 1..=5 {
                 for stride in [1, 3] {
                     let seed = 500 + 100 * k as u64 + 10 * d as u64 + stride as u64;
-                    let fb = lattice_block(seed, 45, 50, k, d, stride);
+                    let fb = lattice_block(seed, 45, 50, k, &|_| d, stride);
                     kernel_agrees::<1>(&fb, 50, narrow_tail_k, seed);
                     kernel_agrees::<1>(&shared_table(&fb), 50, narrow_tail_k, seed + 1);
                 }
             }
+        }
+        // Lattices but for the last position of each group of 16 (a whole group's and the
+        // partial last group's), which has one entry more or fewer: the lanes' offsets
+        // still step by `d`, but the group is no lattice.
+        for (d, more) in [(1, true), (2, true), (3, false), (4, true), (4, false)] {
+            let len = 45;
+            let odd = |j: usize| j % 16 == 15 || j == len - 1;
+            let degree = |j: usize| match (odd(j), more) {
+                (false, _) => d,
+                (true, true) => d + 1,
+                (true, false) => d - 1,
+            };
+            let seed = 4000 + 10 * d as u64 + u64::from(more);
+            let fb = lattice_block(seed, len, 50, 5, &degree, 1);
+            kernel_agrees::<1>(&fb, 50, narrow_tail_k, seed);
+            kernel_agrees::<1>(&shared_table(&fb), 50, narrow_tail_k, seed + 1);
         }
         // Per-entry tables (gathered rows) and one shared table (rows in registers); the
         // last three tail nodes' states are read one by one.

@@ -182,19 +182,16 @@ impl BlockSpec {
             let start = slot_sizes[slot];
             for (k, &node) in block.nodes().iter().enumerate() {
                 if let Some((_, prev)) = node_global_location_map.insert(node, slot, start + k) {
-                    // The earlier block of this slot that holds position `prev`.
-                    let first_block = block_to_global_slice_spec[slot]
-                        .iter()
-                        .copied()
-                        .find(|&b| {
-                            let first = block_offsets[b].1;
-                            (first..first + blocks[b].len()).contains(&prev)
-                        })
-                        .unwrap_or(bi);
                     return Err(Error::DuplicateNode {
                         node: node.id(),
                         kind: node.kind().name().to_owned(),
-                        first_block,
+                        first_block: block_holding(
+                            &block_to_global_slice_spec[slot],
+                            &block_offsets,
+                            &blocks,
+                            prev,
+                        )
+                        .map_or(bi, |(b, _)| b),
                         second_block: bi,
                     });
                 }
@@ -229,6 +226,31 @@ impl BlockSpec {
                 kind: node.kind().name().to_owned(),
             })
     }
+
+    /// The node at position `pos` of slot `slot` (the inverse of [`Self::location`]), or
+    /// `None` if the spec has no such position.
+    #[must_use]
+    pub fn node_at(&self, slot: usize, pos: usize) -> Option<Node> {
+        let slot_blocks = self.block_to_global_slice_spec.get(slot)?;
+        let (b, i) = block_holding(slot_blocks, &self.block_offsets, &self.blocks, pos)?;
+        Some(self.blocks[b][i])
+    }
+}
+
+/// Of the blocks `slot_blocks` of one slot (with their `(slot, first position)` offsets),
+/// the one holding position `pos`, and `pos`'s index in it.
+fn block_holding(
+    slot_blocks: &[usize],
+    offsets: &[(usize, usize)],
+    blocks: &[Block],
+    pos: usize,
+) -> Option<(usize, usize)> {
+    slot_blocks.iter().find_map(|&b| {
+        let first = offsets[b].1;
+        (first..first + blocks[b].len())
+            .contains(&pos)
+            .then(|| (b, pos - first))
+    })
 }
 
 /// The (slot, position) of every node of a [`BlockSpec`], looked up by node id.
@@ -239,15 +261,19 @@ impl BlockSpec {
 /// than twice their number (nodes picked from several models) fall back to a hash map.
 #[derive(Clone, Debug)]
 pub struct NodeLocations {
-    /// The smallest id of the table.
-    base: u64,
-    /// Dense form: the packed location of id `base + i` at `i`, [`NodeLocations::ABSENT`]
-    /// where no node has that id.
-    table: Vec<u64>,
-    /// Sparse form (when `table` is empty): packed locations by id.
-    sparse: HashMap<u64, u64>,
+    form: LocationForm,
     /// Number of nodes.
     len: usize,
+}
+
+/// How [`NodeLocations`] stores the packed locations (`slot << 32 | position`).
+#[derive(Clone, Debug)]
+enum LocationForm {
+    /// The location of id `base + i` at `i`, [`NodeLocations::ABSENT`] where no node has
+    /// that id.
+    Dense { base: u64, table: Vec<u64> },
+    /// Locations by id.
+    Sparse(HashMap<u64, u64>),
 }
 
 impl NodeLocations {
@@ -260,36 +286,34 @@ impl NodeLocations {
             .clone()
             .fold((u64::MAX, 0), |(lo, hi), id| (lo.min(id), hi.max(id)));
         let span = if n == 0 { 0 } else { hi - lo + 1 };
-        let dense = span <= 2 * n as u64 + 64;
-        NodeLocations {
-            base: if n == 0 { 0 } else { lo },
-            table: if dense {
-                vec![Self::ABSENT; span as usize]
-            } else {
-                Vec::new()
-            },
-            sparse: if dense {
-                HashMap::new()
-            } else {
-                HashMap::with_capacity(n)
-            },
-            len: 0,
-        }
+        let form = if span <= 2 * n as u64 + 64 {
+            LocationForm::Dense {
+                base: lo,
+                table: vec![Self::ABSENT; span as usize],
+            }
+        } else {
+            LocationForm::Sparse(HashMap::with_capacity(n))
+        };
+        NodeLocations { form, len: 0 }
+    }
+
+    /// Whether the locations are a table by id (rather than a hash map).
+    #[must_use]
+    pub fn is_dense(&self) -> bool {
+        matches!(self.form, LocationForm::Dense { .. })
     }
 
     /// Record `node` at (`slot`, `pos`); if it already had a location, keep that one and
     /// return it.
     fn insert(&mut self, node: Node, slot: usize, pos: usize) -> Option<(usize, usize)> {
-        let packed = (u64::from(to_u32(slot)) << 32) | u64::from(to_u32(pos));
-        let entry = if self.table.is_empty() {
-            self.sparse.entry(node.id()).or_insert(Self::ABSENT)
-        } else {
-            &mut self.table[(node.id() - self.base) as usize]
+        let entry = match &mut self.form {
+            LocationForm::Dense { base, table } => &mut table[(node.id() - *base) as usize],
+            LocationForm::Sparse(map) => map.entry(node.id()).or_insert(Self::ABSENT),
         };
         if *entry != Self::ABSENT {
             return Some(Self::unpack(*entry));
         }
-        *entry = packed;
+        *entry = (u64::from(to_u32(slot)) << 32) | u64::from(to_u32(pos));
         self.len += 1;
         None
     }
@@ -297,11 +321,11 @@ impl NodeLocations {
     /// The (slot, position) of `node`, if it is in the spec.
     #[must_use]
     pub fn get(&self, node: Node) -> Option<(usize, usize)> {
-        let packed = if self.table.is_empty() {
-            *self.sparse.get(&node.id())?
-        } else {
-            let i = usize::try_from(node.id().checked_sub(self.base)?).ok()?;
-            *self.table.get(i)?
+        let packed = match &self.form {
+            LocationForm::Dense { base, table } => {
+                *table.get(usize::try_from(node.id().checked_sub(*base)?).ok()?)?
+            }
+            LocationForm::Sparse(map) => *map.get(&node.id())?,
         };
         (packed != Self::ABSENT).then(|| Self::unpack(packed))
     }
@@ -332,9 +356,10 @@ impl NodeLocations {
     }
 }
 
-/// `x` as `u32`: slots and their positions are counted in `u32`.
-fn to_u32(x: usize) -> u32 {
-    u32::try_from(x).expect("a block spec holds fewer than 2^32 nodes")
+/// `x` as `u32`: the index structures of specs, programs and fused plans count nodes,
+/// entries, weights and groups in `u32`.
+pub(crate) fn to_u32(x: usize) -> u32 {
+    u32::try_from(x).expect("a model holds fewer than 2^32 nodes, entries, weights and groups")
 }
 
 /// A node state needs at least one leaf (the node axis lives in the leaves).
@@ -666,13 +691,15 @@ mod tests {
             let map = &spec.node_global_location_map;
             // (Other tests make nodes meanwhile, so `near`'s span is read, not assumed.)
             let span = nodes.last().unwrap().id() - nodes[0].id() + 1;
-            assert_eq!(map.table.is_empty(), span > 2 * 6 + 64);
-            assert!(map.table.is_empty() || !std::ptr::eq(nodes, &spread));
+            assert_eq!(map.is_dense(), span <= 2 * 6 + 64);
+            assert!(!(map.is_dense() && std::ptr::eq(nodes, &spread)));
             assert_eq!(map.len(), 6);
             for (i, &n) in nodes.iter().enumerate() {
                 assert_eq!(map.get(n), Some((0, i)));
+                assert_eq!(spec.node_at(0, i), Some(n));
             }
             assert!(!map.contains(outside) && !map.contains(Node::spin()));
+            assert_eq!((spec.node_at(0, 6), spec.node_at(1, 0)), (None, None));
             assert!(matches!(
                 spec.location(outside),
                 Err(Error::UnknownNode { .. })

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::block::{Block, BlockSpec};
+use crate::block::{Block, BlockSpec, to_u32};
 use crate::error::{Error, Result};
 use crate::fused::FusedPlan;
 use crate::interaction::InteractionGroup;
@@ -367,7 +367,8 @@ impl BlockSamplingProgram {
         let spec: &BlockSpec = &self.gibbs_spec;
         for (slot, limits) in self.value_limits.iter().enumerate() {
             check_leaf_values(&global_state[slot][0], limits, |pos| {
-                node_at(spec, slot, pos)
+                spec.node_at(slot, pos)
+                    .expect("every position of a slot is in a block")
             })?;
         }
         Ok(())
@@ -478,16 +479,6 @@ fn check_leaf_values(
     }
 }
 
-pub(crate) fn node_at(spec: &BlockSpec, slot: usize, pos: usize) -> Node {
-    for &b in &spec.block_to_global_slice_spec[slot] {
-        let (_, start) = spec.block_offsets[b];
-        if pos >= start && pos < start + spec.blocks[b].len() {
-            return spec.blocks[b][pos - start];
-        }
-    }
-    unreachable!("position {pos} of slot {slot} belongs to a block")
-}
-
 /// The locations of tail block `t` of interaction group `group` for the entries `rows`,
 /// from the tail nodes' locations `locs` (`(slot, position)`, `None`: neither free nor
 /// clamped).
@@ -521,10 +512,6 @@ fn tail_locations(
         slot_size: spec.slot_sizes[slot],
         positions,
     })
-}
-
-fn to_u32(x: usize) -> u32 {
-    u32::try_from(x).expect("programs hold fewer than 2^32 nodes and interaction groups")
 }
 
 #[cfg(test)]

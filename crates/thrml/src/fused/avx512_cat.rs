@@ -52,7 +52,7 @@ use super::avx2::Job;
 use super::avx512::{
     chain_words, detected, exp2_fma16, node_blocks, node_words, round_keys, run, splat,
 };
-use super::plan::{CatTable, FusedBlock, Head, NODE_LANES, Terms, cat_bias_at};
+use super::plan::{CatTable, FusedBlock, Head, NODE_LANES, Terms, bias_len, cat_bias_at};
 use crate::kernels::math::{EXP2_CUTOFF, LOG2_E};
 
 /// Categories of the head (`K` logits per 16 chains stay in registers) and of its tails
@@ -522,7 +522,7 @@ fn cat_nodes_one_chain<const K: usize>(job: Job<'_>) {
     } = job;
     let len = t.cat_off.len() - 1;
     assert!(
-        t.bias.len() >= len.next_multiple_of(L) * K,
+        t.bias.len() >= bias_len(Head::Cat(K), len),
         "grouped biases"
     );
     let rk = round_keys(draw.key.bytes());
@@ -586,18 +586,18 @@ fn cat_nodes_one_chain<const K: usize>(job: Job<'_>) {
                 off,
                 _mm512_add_epi32(_mm512_set1_epi32(o0 as i32), lane_times[guess]),
             ) == 0;
-        let (d, most) = if regular {
-            (guess, guess as u32)
+        // The most entries of a lane.
+        let most = if regular {
+            guess
         } else {
-            let most = _mm512_reduce_max_epu32(_mm512_sub_epi32(end, off));
-            (most as usize, most)
+            _mm512_reduce_max_epu32(_mm512_sub_epi32(end, off)) as usize
         };
         let mut tails = [_mm512_setzero_si512(); 4];
         if regular {
-            let at = unsafe { t.cat_idx.as_ptr().add(t.cat_off[g0] as usize) };
-            let n = n_live * d;
+            let at = unsafe { t.cat_idx.as_ptr().add(o0) };
+            let n = n_live * most;
             unsafe {
-                match d {
+                match most {
                     1 => tails[..1].copy_from_slice(&transposed::<1>(at, n)),
                     2 => tails[..2].copy_from_slice(&transposed::<2>(at, n)),
                     3 => tails[..3].copy_from_slice(&transposed::<3>(at, n)),

@@ -2,6 +2,7 @@
 
 use std::any::Any;
 
+use crate::block::to_u32;
 use crate::kernels::aes::MAX_BLOCKS;
 use crate::models::discrete::{
     CategoricalGibbsConditional, DiscreteEBMInteraction, SpinGibbsConditional,
@@ -64,12 +65,13 @@ pub(crate) struct CatTable {
 
 /// Where logit `c` of categorical position `j` (of `k` categories) is in [`Terms::bias`].
 ///
-/// The biases are grouped by sixteen positions and category-major inside a group,
-/// `bias[⌊j/16⌋][c][j mod 16]`: the one-chain kernel's sixteen lanes load a group's
-/// `c`-th biases as one vector, with no transpose.
+/// The biases are grouped by [`NODE_LANES`] (16) positions and category-major inside a
+/// group, `bias[⌊j/16⌋][c][j mod 16]`: the one-chain kernel's sixteen lanes load a
+/// group's `c`-th biases as one vector, with no transpose.
 #[inline(always)]
 pub(crate) const fn cat_bias_at(j: usize, c: usize, k: usize) -> usize {
-    (j & !15) * k + c * 16 + (j & 15)
+    let l = NODE_LANES;
+    (j / l) * l * k + c * l + j % l
 }
 
 #[cfg(test)]
@@ -78,7 +80,7 @@ impl Terms {
     /// growing the list by whole groups.
     pub(crate) fn set_cat_bias(&mut self, j: usize, values: &[f32]) {
         let k = values.len();
-        let len = (j / 16 + 1) * 16 * k;
+        let len = bias_len(Head::Cat(k), j + 1);
         if self.bias.len() < len {
             self.bias.resize(len, 0.0);
         }
@@ -92,7 +94,7 @@ impl Terms {
 pub(crate) const fn bias_len(head: Head, len: usize) -> usize {
     match head {
         Head::Spin => len,
-        Head::Cat(k) => len.next_multiple_of(16) * k,
+        Head::Cat(k) => len.next_multiple_of(NODE_LANES) * k,
     }
 }
 
@@ -207,10 +209,6 @@ fn element_offsets(shape: &[usize], strides: &[usize]) -> Vec<usize> {
             .collect();
     }
     out
-}
-
-fn to_u32(x: usize) -> u32 {
-    u32::try_from(x).expect("fused plans index fewer than 2^32 nodes and weights")
 }
 
 impl FusedPlan {
@@ -418,9 +416,6 @@ impl Ctx<'_> {
         let head_axes = usize::from(matches!(head, Head::Cat(_)));
         // Pairwise categorical tables by their bits: a Potts model's edges share one.
         let mut tables: std::collections::HashMap<Vec<u32>, u32> = Default::default();
-        // The bits and id of the table of the last pairwise categorical entry (`u32::MAX`:
-        // none yet).
-        let mut last: (Vec<u32>, u32) = (Vec::new(), u32::MAX);
         t.spin_off.push(0);
         t.cat_off.push(0);
         t.gen_off.push(0);
@@ -461,19 +456,19 @@ impl Ctx<'_> {
                             bits.extend(row.iter().map(|x| x.to_bits()));
                             // The previous entry's table first: runs of one table (all of
                             // a Potts model's) are then compared, not hashed.
-                            if last.1 == u32::MAX || last.0 != bits {
-                                let id = match tables.get(&bits[..]) {
+                            let previous = t.cat_table.last().copied();
+                            let id = match previous.filter(|&id| t.cat_table_is(id, kp, &bits)) {
+                                Some(id) => id,
+                                None => match tables.get(&bits[..]) {
                                     Some(&id) => id,
                                     None => {
                                         let id = t.add_cat_table(k, kp, &row);
                                         tables.insert(bits.clone(), id);
                                         id
                                     }
-                                };
-                                last.0.clone_from(&bits);
-                                last.1 = id;
-                            }
-                            t.cat_table.push(last.1);
+                                },
+                            };
+                            t.cat_table.push(id);
                         }
                         _ => {
                             let spins0 = to_u32(t.gen_spin.len());
@@ -542,6 +537,16 @@ impl Terms {
         self.cat_tail_max = self.cat_tail_max.max(kp);
         self.cat_tables.push(table);
         to_u32(self.cat_tables.len() - 1)
+    }
+
+    /// Whether table `id` has `kp` columns and weights of exactly these bits (row-major).
+    fn cat_table_is(&self, id: u32, kp: usize, bits: &[u32]) -> bool {
+        let table = self.cat_tables[id as usize];
+        table.k as usize == kp
+            && self.cat_tab[table.tab as usize..][..bits.len()]
+                .iter()
+                .zip(bits)
+                .all(|(x, &b)| x.to_bits() == b)
     }
 
     /// Drop the per-entry table indices when every entry has the one table.
